@@ -11,6 +11,8 @@ stub/src, so descriptor file names are ``nri/<pkg>/<name>.proto``.
 from __future__ import annotations
 
 import argparse
+import keyword
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -40,7 +42,28 @@ def generate(out_dir: Path) -> list[Path]:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
+    for stub in out_dir.rglob("*_pb2.pyi"):
+        stub.write_text(drop_keyword_names(stub.read_text()))
     return sorted(p.relative_to(out_dir) for p in out_dir.rglob("*_pb2.py*"))
+
+
+_ANNOTATION = re.compile(r"^\s*(\w+): ")
+
+
+def drop_keyword_names(stub_text: str) -> str:
+    """Remove declarations whose name is a Python keyword from a generated .pyi.
+
+    The schema's enum ``Field`` has a value named ``None``; protoc declares it as
+    ``None: Field``, which is not valid Python. The value stays reachable at run time as
+    ``Field.Value("None")``.
+    """
+    kept = []
+    for line in stub_text.splitlines(keepends=True):
+        match = _ANNOTATION.match(line)
+        if match and keyword.iskeyword(match.group(1)):
+            continue
+        kept.append(line)
+    return "".join(kept)
 
 
 def main(argv: list[str] | None = None) -> int:

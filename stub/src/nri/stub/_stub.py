@@ -1,0 +1,465 @@
+"""The stub: connects a :class:`Plugin` to the runtime and serves the NRI Plugin service."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import Message
+
+from nri.api import (
+    DEFAULT_REGISTRATION_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SOCKET_PATH,
+    NRI_VERSION,
+    EventMask,
+    Update,
+    format_event_mask,
+    parse_event_list,
+    parse_plugin_name,
+    validate_plugin_index,
+    validate_plugin_name,
+)
+from nri.api import api_pb2 as pb
+from nri.net import (
+    PLUGIN_IDX_ENV,
+    PLUGIN_NAME_ENV,
+    PLUGIN_SERVICE_CONN,
+    RUNTIME_SERVICE_CONN,
+    Mux,
+    socket_from_env,
+)
+from nri.stub._plugin import (
+    EVENT_HANDLERS,
+    HANDLER_BY_EVENT,
+    EventHandler,
+    Plugin,
+    Subscription,
+    implemented_events,
+    overrides,
+    sort_changes,
+)
+from nri.ttrpc import Client, ClosedError, Method, Server
+
+PLUGIN_SERVICE = "nri.pkg.api.v1alpha1.Plugin"
+RUNTIME_SERVICE = "nri.pkg.api.v1alpha1.Runtime"
+VALID_EVENTS = 0x3FFF
+
+
+class StubError(Exception):
+    """The stub cannot run: bad identity, failed registration, refused configuration."""
+
+
+class RuntimeGoneError(StubError, ConnectionError):
+    """The connection to the runtime was closed (the runtime went away)."""
+
+
+def resolve_identity(
+    name: str | None, idx: str | None, environ: dict[str, str] | None = None
+) -> tuple[str, str]:
+    """Work out the plugin's (name, idx) as upstream's stub does.
+
+    Order: the arguments, then ``NRI_PLUGIN_NAME``/``NRI_PLUGIN_IDX``, then the program name
+    parsed as ``NN-name`` (with only an index known, the program name is the name).
+    Raises StubError naming what is wrong.
+    """
+    env = os.environ if environ is None else environ
+    name = name or env.get(PLUGIN_NAME_ENV) or None
+    idx = idx or env.get(PLUGIN_IDX_ENV) or None
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    try:
+        if idx is None:
+            if name is not None:
+                raise StubError(
+                    f"plugin {name!r} has no index: pass --idx NN or set {PLUGIN_IDX_ENV}"
+                )
+            try:
+                idx, name = parse_plugin_name(program)
+            except ValueError as exc:
+                raise StubError(
+                    f"no plugin name and index given and the program name {program!r} is "
+                    f"not of the form NN-name ({exc}); pass --name and --idx or set "
+                    f"{PLUGIN_NAME_ENV} and {PLUGIN_IDX_ENV}"
+                ) from exc
+        elif name is None:
+            name = program
+        validate_plugin_index(idx)
+        validate_plugin_name(name)
+    except ValueError as exc:
+        raise StubError(f"invalid plugin identity: {exc}") from exc
+    return name, idx
+
+
+class Stub:
+    """Connect a plugin to an NRI runtime, register it and dispatch its events.
+
+    The connection is the pre-connected socket the runtime hands over through
+    ``NRI_PLUGIN_SOCKET`` when it launched the plugin, otherwise ``socket_path``. With
+    ``reconnect`` the stub re-dials with backoff after the runtime goes away, registering and
+    synchronizing again; without it :meth:`run` raises :class:`RuntimeGoneError`.
+    """
+
+    def __init__(
+        self,
+        plugin: Plugin,
+        *,
+        name: str | None = None,
+        idx: str | None = None,
+        socket_path: str | os.PathLike[str] | None = None,
+        config: str | None = None,
+        reconnect: bool = False,
+        reconnect_delay: float = 0.5,
+        reconnect_max_delay: float = 10.0,
+        on_close: Callable[[], None] | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.name, self.idx = resolve_identity(name, idx, environ)
+        self.plugin = plugin
+        self.socket_path = str(socket_path or DEFAULT_SOCKET_PATH)
+        self.config = config
+        self.reconnect = reconnect
+        self.reconnect_delay = reconnect_delay
+        self.reconnect_max_delay = reconnect_max_delay
+        self.on_close = on_close
+        self._environ = environ
+        self.registration_timeout = DEFAULT_REGISTRATION_TIMEOUT
+        self.request_timeout = DEFAULT_REQUEST_TIMEOUT
+        self.runtime_name = ""
+        self.runtime_version = ""
+        self.implemented = implemented_events(plugin)
+        self.events = self._subscription(plugin.events)
+        if not self.implemented:
+            raise StubError(f"plugin {type(plugin).__name__} overrides no event handler")
+        self.log = logging.LoggerAdapter(logging.getLogger("nri.stub"), {"plugin": self.full_name})
+        self._mux: Mux | None = None
+        self._client: Client | None = None
+        self._server: Server | None = None
+        self._configured: asyncio.Future[None] | None = None
+        self._sync_pods: list[pb.PodSandbox] = []
+        self._sync_containers: list[pb.Container] = []
+        self._stopping = False
+        self._connection_count = 0
+        plugin.stub = self
+
+    @property
+    def full_name(self) -> str:
+        """The indexed name, ``NN-name``."""
+        return f"{self.idx}-{self.name}"
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection to the runtime is up."""
+        return self._mux is not None and not self._mux.is_closed
+
+    # -- subscription ------------------------------------------------------------------------
+
+    def _subscription(self, wanted: Subscription) -> EventMask:
+        if wanted is None:
+            return self.implemented
+        mask = parse_event_list(wanted) if isinstance(wanted, str) else EventMask(int(wanted))
+        if int(mask) == 0:
+            return self.implemented
+        if int(mask) & ~VALID_EVENTS:
+            raise StubError(f"invalid event mask 0x{int(mask):x}")
+        extra = int(mask) & ~int(self.implemented)
+        if extra:
+            raise StubError(
+                f"plugin subscribes to events it has no handler for: "
+                f"{format_event_mask(EventMask(extra))} (0x{extra:x})"
+            )
+        return mask
+
+    # -- connection --------------------------------------------------------------------------
+
+    async def _connect(self) -> Mux:
+        environ = os.environ if self._environ is None else self._environ
+        sock = socket_from_env(environ) if self._connection_count == 0 else None
+        if sock is not None:
+            self.log.info("using the runtime connection handed over in the environment")
+            self.reconnect = False
+            return await Mux.from_socket(sock)
+        return await Mux.dial(self.socket_path)
+
+    async def start(self) -> None:
+        """Connect, register and wait until the runtime has configured the plugin."""
+        loop = asyncio.get_running_loop()
+        mux = await self._connect()
+        self._connection_count += 1
+        self._configured = loop.create_future()
+        server = Server(logger=logging.getLogger("nri.stub.ttrpc"))
+        server.register(PLUGIN_SERVICE, self._methods())
+        client = Client()
+        mux.open(PLUGIN_SERVICE_CONN, server.connection())
+        mux.open(RUNTIME_SERVICE_CONN, client)
+        mux.add_close_callback(self._connection_lost)
+        self._mux, self._client, self._server = mux, client, server
+        self.log.info("registering plugin %s", self.full_name)
+        try:
+            request = pb.RegisterPluginRequest(
+                plugin_name=self.name, plugin_idx=self.idx, NRI_version=NRI_VERSION
+            )
+            await client.call(
+                RUNTIME_SERVICE,
+                "RegisterPlugin",
+                request,
+                pb.Empty,
+                timeout=self.registration_timeout,
+            )
+            async with asyncio.timeout(self.registration_timeout):
+                await self._configured
+        except TimeoutError as exc:
+            await self._close()
+            raise StubError(
+                f"runtime did not register and configure plugin {self.full_name} "
+                f"within {self.registration_timeout:g}s"
+            ) from exc
+        except Exception as exc:
+            await self._close()
+            raise StubError(f"failed to register plugin {self.full_name}: {exc}") from exc
+        self.log.info("plugin %s started", self.full_name)
+
+    async def run(self) -> None:
+        """Serve the runtime until :meth:`stop`, a Shutdown request or connection loss.
+
+        Raises RuntimeGoneError when the runtime goes away and ``reconnect`` is off.
+        """
+        delay = self.reconnect_delay
+        while True:
+            try:
+                await self.start()
+            except (StubError, OSError) as exc:
+                if not self.reconnect or self._stopping or self._connection_count == 0:
+                    raise
+                self.log.warning("reconnect failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.reconnect_max_delay)
+                continue
+            delay = self.reconnect_delay
+            assert self._mux is not None
+            await self._mux.wait_closed()
+            await self._close()
+            if self._stopping:
+                return
+            if not self.reconnect:
+                raise RuntimeGoneError(
+                    f"connection to the runtime closed ({self._mux_reason()}): the runtime "
+                    "went away"
+                )
+            self.log.warning("runtime went away; reconnecting to %s", self.socket_path)
+
+    def _mux_reason(self) -> str:
+        reason = self._mux.close_reason if self._mux is not None else None
+        return str(reason) if reason else "closed by peer"
+
+    async def stop(self) -> None:
+        """Close the connection to the runtime; :meth:`run` then returns."""
+        self._stopping = True
+        if self._mux is not None:
+            self._mux.close()
+            await self._mux.wait_closed()
+        await self._close()
+
+    async def _close(self) -> None:
+        server, client = self._server, self._client
+        if client is not None:
+            client.close()
+        if server is not None:
+            await server.close(grace=0)
+        if self._mux is not None:
+            self._mux.close()
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        if self._configured is not None and not self._configured.done():
+            self._configured.set_exception(ClosedError(f"connection closed: {exc}"))
+            self._configured.exception()  # reported by start(); avoid "never retrieved"
+        if self._stopping:
+            return
+        self.log.info("connection to the runtime lost: %s", exc or "closed by peer")
+        self._sync_pods, self._sync_containers = [], []
+        for callback in (self.plugin.on_close, self.on_close):
+            if callback is None:
+                continue
+            try:
+                callback()
+            except Exception:
+                self.log.exception("on_close callback failed")
+
+    # -- requests to the runtime -------------------------------------------------------------
+
+    async def update_containers(
+        self,
+        updates: Iterable[Update | pb.ContainerUpdate],
+        evictions: Iterable[pb.ContainerEviction] = (),
+    ) -> list[pb.ContainerUpdate]:
+        """Send unsolicited updates/evictions to the runtime; return the failed updates."""
+        if self._client is None or not self.connected:
+            raise RuntimeGoneError("not connected to the runtime")
+        request = pb.UpdateContainersRequest(
+            update=[u.message if isinstance(u, Update) else u for u in updates],
+            evict=list(evictions),
+        )
+        reply = await self._client.call(
+            RUNTIME_SERVICE, "UpdateContainers", request, pb.UpdateContainersResponse
+        )
+        return list(reply.failed)
+
+    # -- the Plugin service ------------------------------------------------------------------
+
+    def _methods(self) -> dict[str, Method[Any]]:
+        methods: dict[str, Method[Any]] = {
+            "Configure": Method(pb.ConfigureRequest, self._configure),
+            "Synchronize": Method(pb.SynchronizeRequest, self._synchronize),
+            "Shutdown": Method(pb.Empty, self._shutdown),
+            "StateChange": Method(pb.StateChangeEvent, self._state_change),
+            "ValidateContainerAdjustment": Method(
+                pb.ValidateContainerAdjustmentRequest, self._validate
+            ),
+        }
+        for spec in EVENT_HANDLERS:
+            methods[spec.method] = Method(spec.request, self._event_method(spec))
+        return methods
+
+    async def _call(self, handler: str, what: str, *args: Any) -> Any:
+        """Run one plugin handler (sync or async), logging it when slower than the runtime
+        waits."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            result = getattr(self.plugin, handler)(*args)
+            if inspect.isawaitable(result):
+                result = await result
+        except asyncio.CancelledError:
+            self.log.warning(
+                "%s for %s was cancelled after %.3fs (runtime request timeout %gs)",
+                handler,
+                what,
+                loop.time() - started,
+                self.request_timeout,
+            )
+            raise
+        except Exception:
+            self.log.exception("%s for %s failed", handler, what)
+            raise
+        elapsed = loop.time() - started
+        if elapsed > self.request_timeout:
+            self.log.warning(
+                "%s for %s took %.3fs, longer than the runtime's request timeout of %gs",
+                handler,
+                what,
+                elapsed,
+                self.request_timeout,
+            )
+        return result
+
+    async def _configure(self, request: Message) -> Message:
+        assert isinstance(request, pb.ConfigureRequest)
+        self.runtime_name, self.runtime_version = request.runtime_name, request.runtime_version
+        if request.registration_timeout > 0:
+            self.registration_timeout = request.registration_timeout / 1000
+        if request.request_timeout > 0:
+            self.request_timeout = request.request_timeout / 1000
+        self.log.info(
+            "configuring for runtime %s %s (request timeout %gs)",
+            request.runtime_name,
+            request.runtime_version,
+            self.request_timeout,
+        )
+        config = request.config or self.config or ""
+        try:
+            if overrides(self.plugin, "configure"):
+                wanted = await self._call(
+                    "configure", "the runtime", config, request.runtime_name,
+                    request.runtime_version,
+                )
+                self.events = self._subscription(wanted if wanted is not None else self.events)
+        except Exception as exc:
+            if self._configured is not None and not self._configured.done():
+                self._configured.set_exception(StubError(f"configuration failed: {exc}"))
+            raise
+        self.log.info("subscribing to %s", format_event_mask(self.events))
+        if self._configured is not None and not self._configured.done():
+            self._configured.set_result(None)
+        return pb.ConfigureResponse(events=int(self.events))
+
+    async def _synchronize(self, request: Message) -> Message:
+        assert isinstance(request, pb.SynchronizeRequest)
+        if not overrides(self.plugin, "synchronize"):
+            return pb.SynchronizeResponse(more=request.more)
+        self._sync_pods.extend(request.pods)
+        self._sync_containers.extend(request.containers)
+        if request.more:
+            return pb.SynchronizeResponse(more=True)
+        pods, containers = self._sync_pods, self._sync_containers
+        self._sync_pods, self._sync_containers = [], []
+        result = await self._call(
+            "synchronize", f"{len(pods)} pods, {len(containers)} containers", pods, containers
+        )
+        _, updates, _ = sort_changes("synchronize", result, frozenset({"update"}))
+        return pb.SynchronizeResponse(update=updates)
+
+    async def _shutdown(self, request: Message) -> Message:
+        self.log.info("runtime asked plugin %s to shut down", self.full_name)
+        if overrides(self.plugin, "shutdown"):
+            await self._call("shutdown", "the runtime")
+        self._stopping = True
+        asyncio.get_running_loop().call_soon(self._close_soon)
+        return pb.Empty()
+
+    def _close_soon(self) -> None:
+        if self._mux is not None:
+            self._mux.close()
+
+    def _event_method(self, spec: EventHandler) -> Callable[[Message], Any]:
+        async def handle(request: Message) -> Message:
+            if not overrides(self.plugin, spec.handler):
+                return spec.response()
+            args = [getattr(request, field) for field in spec.arguments]
+            result = await self._call(spec.handler, _describe(request), *args)
+            adjust, updates, evictions = sort_changes(spec.handler, result, spec.changes)
+            response = spec.response()
+            if adjust is not None:
+                response.adjust.CopyFrom(adjust)  # type: ignore[attr-defined]
+            if updates:
+                response.update.extend(updates)  # type: ignore[attr-defined]
+            if evictions:
+                response.evict.extend(evictions)  # type: ignore[attr-defined]
+            return response
+
+        return handle
+
+    async def _state_change(self, request: Message) -> Message:
+        assert isinstance(request, pb.StateChangeEvent)
+        spec = HANDLER_BY_EVENT.get(request.event)
+        if spec is None or spec.changes or not overrides(self.plugin, spec.handler):
+            return pb.Empty()
+        args = [getattr(request, field) for field in spec.arguments]
+        result = await self._call(spec.handler, _describe(request), *args)
+        sort_changes(spec.handler, result, frozenset())
+        return pb.Empty()
+
+    async def _validate(self, request: Message) -> Message:
+        assert isinstance(request, pb.ValidateContainerAdjustmentRequest)
+        if not overrides(self.plugin, "validate_container_adjustment"):
+            return pb.ValidateContainerAdjustmentResponse()
+        try:
+            await self._call("validate_container_adjustment", _describe(request), request)
+        except Exception as exc:
+            return pb.ValidateContainerAdjustmentResponse(reject=True, reason=str(exc))
+        return pb.ValidateContainerAdjustmentResponse()
+
+
+def _describe(request: Message) -> str:
+    """Name the pod/container a request is about, for log messages."""
+    pod = getattr(request, "pod", None)
+    container = getattr(request, "container", None)
+    if container is not None and container.id:
+        return f"container {container.name or container.id} ({container.id[:12]})"
+    if pod is not None and pod.id:
+        return f"pod {pod.namespace}/{pod.name}"
+    return "the runtime"

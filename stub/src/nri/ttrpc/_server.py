@@ -1,0 +1,340 @@
+"""ttRPC server: services of unary methods, one :class:`asyncio.Protocol` per connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar, cast
+
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
+
+from nri.ttrpc._codec import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MessageDecoder,
+    MessageType,
+    decode_request,
+    encode_message,
+    encode_response,
+)
+from nri.ttrpc._errors import (
+    Code,
+    OversizedInboundMessageError,
+    OversizedMessageError,
+    ProtocolError,
+    StatusError,
+)
+
+__all__ = ["Handler", "Method", "Server", "current_deadline", "serve_unix"]
+
+Handler = Callable[[ProtoMessage], Awaitable[ProtoMessage]]
+"""A unary method: takes the decoded request message, returns the response message."""
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "nri_ttrpc_deadline", default=None
+)
+
+
+def current_deadline() -> float | None:
+    """Deadline of the request being handled, in event-loop time (``None``: no deadline)."""
+    return _deadline.get()
+
+
+ReqT = TypeVar("ReqT", bound=ProtoMessage)
+
+
+@dataclass(frozen=True)
+class Method(Generic[ReqT]):
+    """A unary method: the request message type and its handler.
+
+    The handler gets a ``request_type`` message decoded from the request payload and
+    returns the response message.
+    """
+
+    request_type: type[ReqT]
+    handler: Callable[[ReqT], Awaitable[ProtoMessage]]
+
+
+class Server:
+    """Dispatches ttRPC requests to registered services.
+
+    One :class:`Server` can serve many connections: use :meth:`connection` as the
+    protocol factory of a transport (e.g. ``loop.create_unix_server(server.connection,
+    path)``, or a virtual connection of the NRI multiplexer).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        MessageDecoder(max_message_size)  # validates the limit
+        self._max = max_message_size
+        self._logger = logger or logging.getLogger("nri.ttrpc.server")
+        self._services: dict[str, Mapping[str, Method[Any]]] = {}
+        self._connections: set[_ServerConnection] = set()
+        self._listeners: list[asyncio.Server] = []
+        self._closing = False
+
+    @property
+    def is_closing(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closing
+
+    def register(self, service: str, methods: Mapping[str, Method[Any]]) -> None:
+        """Register the ``methods`` of ``service`` (full name, e.g. ``"pkg.v1.Plugin"``)."""
+        if service in self._services:
+            raise ValueError(f"duplicate service {service!r} registered")
+        for name, method in methods.items():
+            if not isinstance(method, Method):
+                raise TypeError(f"method {service}/{name} must be a Method, got {method!r}")
+        self._services[service] = MappingProxyType(dict(methods))
+
+    def connection(self) -> asyncio.Protocol:
+        """Return a new server-side protocol for one transport."""
+        return _ServerConnection(self)
+
+    def add_listener(self, listener: asyncio.Server) -> None:
+        """Let :meth:`close` also close ``listener`` (done by :func:`serve_unix`)."""
+        self._listeners.append(listener)
+
+    async def close(self, grace: float | None = None) -> None:
+        """Stop serving gracefully.
+
+        Listeners stop accepting and new requests are refused with ``UNAVAILABLE``;
+        in-flight handlers get up to ``grace`` seconds (``None``: no limit) to finish,
+        then they are cancelled; finally every connection is closed.
+        """
+        self._closing = True
+        for listener in self._listeners:
+            listener.close()
+        tasks = [t for conn in self._connections for t in conn.tasks]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        for conn in list(self._connections):
+            conn.close()
+        for listener in self._listeners:
+            await listener.wait_closed()
+        self._listeners.clear()
+
+
+class _ServerConnection(asyncio.Protocol):
+    """Server side of one ttRPC connection."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._log = server._logger
+        self._decoder = MessageDecoder(server._max)
+        self._transport: asyncio.Transport | None = None
+        self._last_stream_id = 0
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._lost = False
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return list(self._tasks.values())
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Any stream transport works (a socket, or a multiplexer's virtual connection).
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        if self._server._closing:
+            transport.close()
+            return
+        self._server._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._server._connections.discard(self)
+        if exc is not None:
+            self._log.debug("ttrpc connection lost: %s", exc)
+        for task in self._tasks.values():
+            task.cancel()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._lost:
+            return
+        decoder = self._decoder
+        decoder.feed(data)
+        while True:
+            try:
+                msg = decoder.next_message()
+            except OversizedInboundMessageError as exc:
+                self._log.warning("refusing oversized message on stream %d: %s", exc.stream_id, exc)
+                self._send_status(
+                    exc.stream_id,
+                    Code.RESOURCE_EXHAUSTED,
+                    f"message length {exc.length} exceed maximum message size of {exc.limit}",
+                )
+                continue
+            if msg is None:
+                return
+            sid = msg.stream_id
+            if sid % 2 != 1:
+                self._send_status(
+                    sid,
+                    Code.INVALID_ARGUMENT,
+                    "StreamID must be odd for client initiated streams",
+                )
+            elif msg.type is MessageType.REQUEST:
+                if sid <= self._last_stream_id:
+                    self._send_status(
+                        sid,
+                        Code.INVALID_ARGUMENT,
+                        "StreamID cannot be re-used and must increment",
+                    )
+                    continue
+                self._last_stream_id = sid
+                self._dispatch(sid, msg.data)
+            elif msg.type is MessageType.DATA:
+                # Only unary methods exist here, so no stream ever takes data.
+                self._send_status(sid, Code.INVALID_ARGUMENT, "StreamID is no longer active")
+            # Responses sent to a server are ignored, as upstream does.
+
+    def _dispatch(self, sid: int, data: bytes) -> None:
+        try:
+            req = decode_request(data)
+        except ProtocolError as exc:
+            self._send_status(sid, Code.INVALID_ARGUMENT, f"unmarshal request error: {exc}")
+            return
+        server = self._server
+        if server._closing:
+            self._send_status(sid, Code.UNAVAILABLE, "ttrpc: server closed")
+            return
+        service = server._services.get(req.service)
+        if service is None:
+            self._send_status(sid, Code.UNIMPLEMENTED, f"service {req.service}")
+            return
+        method = service.get(req.method)
+        if method is None:
+            self._send_status(sid, Code.UNIMPLEMENTED, f"method {req.method}")
+            return
+        request = method.request_type()
+        try:
+            request.ParseFromString(req.payload)
+        except DecodeError as exc:
+            self._send_status(sid, Code.INTERNAL, f"ttrpc: error unmarshalling payload: {exc}")
+            return
+        deadline = None
+        if req.timeout_nano:
+            deadline = asyncio.get_running_loop().time() + req.timeout_nano / 1e9
+        task = asyncio.get_running_loop().create_task(
+            self._run(
+                sid=sid,
+                service=req.service,
+                method=req.method,
+                handler=method.handler,
+                request=request,
+                deadline=deadline,
+            )
+        )
+        self._tasks[sid] = task
+
+    async def _run(
+        self,
+        *,
+        sid: int,
+        service: str,
+        method: str,
+        handler: Handler,
+        request: ProtoMessage,
+        deadline: float | None,
+    ) -> None:
+        try:
+            _deadline.set(deadline)
+            code, message, payload = await self._call(service, method, handler, request, deadline)
+            if self._lost:
+                return
+            try:
+                frame = encode_message(
+                    sid,
+                    MessageType.RESPONSE,
+                    encode_response(code, message, payload),
+                    max_message_size=self._server._max,
+                )
+            except OversizedMessageError as exc:
+                self._log.error("ttrpc: response of %s/%s is too large: %s", service, method, exc)
+                frame = encode_message(
+                    sid,
+                    MessageType.RESPONSE,
+                    encode_response(Code.RESOURCE_EXHAUSTED, str(exc), b""),
+                )
+            self._write(frame)
+        finally:
+            self._tasks.pop(sid, None)
+
+    async def _call(
+        self,
+        service: str,
+        method: str,
+        handler: Handler,
+        request: ProtoMessage,
+        deadline: float | None,
+    ) -> tuple[int, str, bytes]:
+        """Run the handler; return the (code, message, payload) to answer with."""
+        log = self._log
+        scope = asyncio.timeout_at(deadline)
+        try:
+            async with scope:
+                response: object = await handler(request)
+        except StatusError as exc:
+            log.info("ttrpc: %s/%s failed: %s", service, method, exc)
+            return exc.code, exc.message, b""
+        except TimeoutError as exc:
+            if scope.expired():
+                log.warning("ttrpc: %s/%s cancelled at its deadline", service, method)
+                return Code.DEADLINE_EXCEEDED, "context deadline exceeded", b""
+            log.error("ttrpc: %s/%s raised %r", service, method, exc, exc_info=exc)
+            return Code.UNKNOWN, str(exc) or type(exc).__name__, b""
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._lost or (task is not None and task.cancelling()):
+                raise
+            log.warning("ttrpc: %s/%s was cancelled", service, method)
+            return Code.CANCELLED, "context canceled", b""
+        except Exception as exc:
+            log.error("ttrpc: %s/%s raised %r", service, method, exc, exc_info=exc)
+            return Code.UNKNOWN, str(exc) or type(exc).__name__, b""
+        if not isinstance(response, ProtoMessage):
+            log.error(
+                "ttrpc: %s/%s returned %s, not a protobuf message",
+                service,
+                method,
+                type(response).__name__,
+            )
+            return (
+                Code.INTERNAL,
+                f"ttrpc: error unsupported response type: {type(response).__name__}",
+                b"",
+            )
+        return Code.OK, "", response.SerializeToString()
+
+    def _send_status(self, sid: int, code: Code, message: str) -> None:
+        # Even a bad stream id is answered on that id, so the client knows which failed.
+        self._write(encode_message(sid, MessageType.RESPONSE, encode_response(code, message, b"")))
+
+    def _write(self, frame: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(frame)
+
+
+async def serve_unix(server: Server, path: str) -> asyncio.Server:
+    """Serve ``server`` on a new unix socket at ``path``; :meth:`Server.close` closes it."""
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_unix_server(server.connection, path)
+    server.add_listener(listener)
+    return listener

@@ -1,0 +1,531 @@
+"""ttRPC client and server over real unix sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator
+
+import pytest
+from google.protobuf.message import Message as ProtoMessage
+
+from nri.api import api_pb2 as pb
+from nri.ttrpc import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Client,
+    ClosedError,
+    Code,
+    DeadlineExceededError,
+    MessageDecoder,
+    MessageType,
+    Method,
+    OversizedMessageError,
+    Server,
+    StatusError,
+    connect_unix,
+    current_deadline,
+    decode_request,
+    decode_response,
+    encode_message,
+    encode_request,
+    serve_unix,
+)
+
+SVC = "test.v1.Echo"
+
+
+class EchoService:
+    """Test service: echo, failures, and a handler that blocks on a gate."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+        self.cancelled = 0
+        self.calls = 0
+        self.deadlines: list[float | None] = []
+
+    async def echo(self, req: pb.ConfigureRequest) -> pb.ConfigureRequest:
+        self.calls += 1
+        self.deadlines.append(current_deadline())
+        for _ in range(random.randrange(3)):
+            await asyncio.sleep(0)
+        return req
+
+    async def fail(self, req: pb.Empty) -> pb.Empty:
+        raise ValueError("boom")
+
+    async def status(self, req: pb.Empty) -> pb.Empty:
+        raise StatusError(Code.NOT_FOUND, "no such pod")
+
+    async def big(self, req: pb.Empty) -> pb.ConfigureRequest:
+        return pb.ConfigureRequest(config="z" * 1000)
+
+    async def wrong_type(self, req: pb.Empty) -> pb.Empty:
+        return "not a message"  # type: ignore[return-value]
+
+    async def block(self, req: pb.Empty) -> pb.Empty:
+        self.started.set()
+        try:
+            await self.gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return pb.Empty()
+
+    def server(self, **kwargs: int) -> Server:
+        server = Server(**kwargs)
+        server.register(
+            SVC,
+            {
+                "Echo": Method(pb.ConfigureRequest, self.echo),
+                "Fail": Method(pb.Empty, self.fail),
+                "Status": Method(pb.Empty, self.status),
+                "WrongType": Method(pb.Empty, self.wrong_type),
+                "Big": Method(pb.Empty, self.big),
+                "Block": Method(pb.Empty, self.block),
+            },
+        )
+        return server
+
+
+@contextlib.asynccontextmanager
+async def socket_dir() -> AsyncIterator[str]:
+    # Short paths: sun_path is limited to 108 bytes.
+    path = tempfile.mkdtemp(prefix="ttrpc-", dir="/tmp")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def serving(server: Server) -> AsyncIterator[str]:
+    async with socket_dir() as directory:
+        path = os.path.join(directory, "s.sock")
+        await serve_unix(server, path)
+        try:
+            yield path
+        finally:
+            await server.close(grace=0)
+
+
+@contextlib.asynccontextmanager
+async def connected(server: Server) -> AsyncIterator[Client]:
+    async with serving(server) as path:
+        client = await connect_unix(path)
+        try:
+            yield client
+        finally:
+            client.close()
+            await client.wait_closed()
+
+
+class RawPeer:
+    """A raw byte-level peer on a unix socket."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def send(self, stream_id: int, data: bytes, mtype: int = MessageType.REQUEST) -> None:
+        self.writer.write(encode_message(stream_id, MessageType(mtype), data))
+        await self.writer.drain()
+
+    async def request(
+        self, stream_id: int, method: str, payload: bytes = b"", timeout_nano: int = 0
+    ) -> None:
+        await self.send(stream_id, encode_request(SVC, method, payload, timeout_nano=timeout_nano))
+
+    async def recv(self) -> tuple[int, int, int, bytes]:
+        head = await self.reader.readexactly(10)
+        length = int.from_bytes(head[:4], "big")
+        sid = int.from_bytes(head[4:8], "big")
+        return sid, head[8], head[9], await self.reader.readexactly(length)
+
+    async def recv_status(self) -> tuple[int, Code, str]:
+        sid, mtype, flags, data = await self.recv()
+        assert (mtype, flags) == (MessageType.RESPONSE, 0)
+        resp = decode_response(data)
+        return sid, Code(resp.status.code), resp.status.message
+
+
+@contextlib.asynccontextmanager
+async def raw_peer(path: str) -> AsyncIterator[RawPeer]:
+    reader, writer = await asyncio.open_unix_connection(path)
+    try:
+        yield RawPeer(reader, writer)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+# -- calls ----------------------------------------------------------------------------------
+
+
+async def test_many_concurrent_calls() -> None:
+    svc = EchoService()
+    async with connected(svc.server()) as client:
+
+        async def one(i: int) -> None:
+            req = pb.ConfigureRequest(config=f"cfg-{i}", request_timeout=i)
+            resp = await client.call(SVC, "Echo", req, pb.ConfigureRequest)
+            assert resp == req
+
+        await asyncio.gather(*(one(i) for i in range(300)))
+    assert svc.calls == 300
+    assert svc.deadlines == [None] * 300
+
+
+async def test_unknown_service_and_method() -> None:
+    svc = EchoService()
+    async with connected(svc.server()) as client:
+        with pytest.raises(StatusError) as info:
+            await client.call("no.such.Service", "Echo", pb.Empty(), pb.Empty)
+        assert info.value.code is Code.UNIMPLEMENTED
+        assert info.value.message == "service no.such.Service"
+        with pytest.raises(StatusError) as info:
+            await client.call(SVC, "Nope", pb.Empty(), pb.Empty)
+        assert info.value.code is Code.UNIMPLEMENTED
+        assert info.value.message == "method Nope"
+
+
+async def test_handler_errors_become_statuses(caplog: pytest.LogCaptureFixture) -> None:
+    svc = EchoService()
+    async with connected(svc.server()) as client:
+        with caplog.at_level(logging.INFO, logger="nri.ttrpc"):
+            with pytest.raises(StatusError) as info:
+                await client.call(SVC, "Fail", pb.Empty(), pb.Empty)
+            assert (info.value.code, info.value.message) == (Code.UNKNOWN, "boom")
+            with pytest.raises(StatusError) as info:
+                await client.call(SVC, "Status", pb.Empty(), pb.Empty)
+            assert (info.value.code, info.value.message) == (Code.NOT_FOUND, "no such pod")
+            with pytest.raises(StatusError) as info:
+                await client.call(SVC, "WrongType", pb.Empty(), pb.Empty)
+            assert info.value.code is Code.INTERNAL
+            assert "str" in info.value.message
+        # The server keeps serving on the same connection.
+        req = pb.ConfigureRequest(runtime_name="still-here")
+        assert await client.call(SVC, "Echo", req, pb.ConfigureRequest) == req
+    failed = [r for r in caplog.records if "test.v1.Echo/Fail" in r.getMessage()]
+    assert failed
+    assert failed[0].levelno == logging.ERROR
+    assert failed[0].exc_info is not None
+
+
+async def test_empty_ok_response_is_header_only() -> None:
+    svc = EchoService()
+    svc.gate.set()
+    async with serving(svc.server()) as path, raw_peer(path) as peer:
+        await peer.request(1, "Block")
+        assert await peer.recv() == (1, MessageType.RESPONSE, 0, b"")
+
+
+# -- deadlines and cancellation -------------------------------------------------------------
+
+
+async def test_client_timeout_sends_timeout_nano_and_raises() -> None:
+    received: list[bytes] = []
+    got_request = asyncio.Event()
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            received.append(data)
+            got_request.set()
+
+    async with socket_dir() as directory:
+        path = os.path.join(directory, "sink.sock")
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_unix_server(Sink, path)
+        try:
+            client = await connect_unix(path)
+            with pytest.raises(DeadlineExceededError) as info:
+                await client.call(SVC, "Echo", pb.Empty(), pb.Empty, timeout=0.05)
+            assert isinstance(info.value, TimeoutError)
+            assert info.value.code is Code.DEADLINE_EXCEEDED
+            assert "test.v1.Echo/Echo" in info.value.message
+            await got_request.wait()
+            decoder = MessageDecoder()
+            decoder.feed(b"".join(received))
+            msg = decoder.next_message()
+            assert msg is not None
+            assert (msg.stream_id, msg.type, msg.flags) == (1, MessageType.REQUEST, 0)
+            req = decode_request(msg.data)
+            assert (req.service, req.method, req.timeout_nano) == (SVC, "Echo", 50_000_000)
+            # A non-positive timeout fails at once, without sending anything.
+            with pytest.raises(DeadlineExceededError):
+                await client.call(SVC, "Echo", pb.Empty(), pb.Empty, timeout=0)
+            assert not client.is_closed
+            client.close()
+            await client.wait_closed()
+        finally:
+            listener.close()
+            await listener.wait_closed()
+
+
+async def test_timed_out_call_then_late_response_dropped() -> None:
+    svc = EchoService()
+    async with connected(svc.server()) as client:
+        with pytest.raises(DeadlineExceededError):
+            await client.call(SVC, "Block", pb.Empty(), pb.Empty, timeout=0.05)
+        # The server cancelled the handler at the same deadline and answered late.
+        req = pb.ConfigureRequest(config="after")
+        assert await client.call(SVC, "Echo", req, pb.ConfigureRequest, timeout=30) == req
+        deadline = svc.deadlines[-1]
+        assert deadline is not None
+        assert deadline > asyncio.get_running_loop().time()
+
+
+async def test_cancelled_call_is_forgotten() -> None:
+    svc = EchoService()
+    async with connected(svc.server()) as client:
+        task = asyncio.create_task(client.call(SVC, "Block", pb.Empty(), pb.Empty))
+        await svc.started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert client._pending == {}
+        svc.gate.set()  # the handler answers; the client drops the late response
+        req = pb.ConfigureRequest(config="next")
+        assert await client.call(SVC, "Echo", req, pb.ConfigureRequest) == req
+
+
+async def test_server_cancels_handler_at_deadline(caplog: pytest.LogCaptureFixture) -> None:
+    svc = EchoService()
+    async with serving(svc.server()) as path, raw_peer(path) as peer:
+        with caplog.at_level(logging.WARNING, logger="nri.ttrpc"):
+            await peer.request(1, "Block", timeout_nano=20_000_000)
+            assert await peer.recv_status() == (
+                1,
+                Code.DEADLINE_EXCEEDED,
+                "context deadline exceeded",
+            )
+        assert svc.cancelled == 1
+        assert any("test.v1.Echo/Block" in r.getMessage() for r in caplog.records)
+        # The handler saw the deadline; the connection still works.
+        await peer.request(3, "Echo", timeout_nano=60_000_000_000)
+        sid, _, _, data = await peer.recv()
+        assert sid == 3
+        assert not decode_response(data).HasField("status")
+        assert svc.deadlines[-1] is not None
+
+
+# -- protocol enforcement -------------------------------------------------------------------
+
+
+async def test_even_and_non_increasing_stream_ids_rejected() -> None:
+    svc = EchoService()
+    async with serving(svc.server()) as path, raw_peer(path) as peer:
+        await peer.request(2, "Echo")
+        assert await peer.recv_status() == (
+            2,
+            Code.INVALID_ARGUMENT,
+            "StreamID must be odd for client initiated streams",
+        )
+        await peer.request(5, "Echo")
+        assert (await peer.recv())[0] == 5
+        for sid in (5, 3):
+            await peer.request(sid, "Echo")
+            assert await peer.recv_status() == (
+                sid,
+                Code.INVALID_ARGUMENT,
+                "StreamID cannot be re-used and must increment",
+            )
+        await peer.send(7, b"", MessageType.DATA)
+        assert (await peer.recv_status())[:2] == (7, Code.INVALID_ARGUMENT)
+        await peer.request(9, "Echo")
+        assert (await peer.recv())[0] == 9
+    assert svc.calls == 2
+
+
+async def test_undecodable_request_and_payload() -> None:
+    svc = EchoService()
+    async with serving(svc.server()) as path, raw_peer(path) as peer:
+        await peer.send(1, b"\xff\xff")
+        sid, code, message = await peer.recv_status()
+        assert (sid, code) == (1, Code.INVALID_ARGUMENT)
+        assert message.startswith("unmarshal request error")
+        await peer.request(3, "Echo", payload=b"\x0a\x05ab")
+        sid, code, message = await peer.recv_status()
+        assert (sid, code) == (3, Code.INTERNAL)
+        assert "unmarshalling payload" in message
+
+
+async def test_oversized_request_refused_locally() -> None:
+    svc = EchoService()
+    async with connected(svc.server()) as client:
+        big = pb.ConfigureRequest(config="x" * DEFAULT_MAX_MESSAGE_SIZE)
+        with pytest.raises(OversizedMessageError) as info:
+            await client.call(SVC, "Echo", big, pb.ConfigureRequest)
+        assert info.value.limit == DEFAULT_MAX_MESSAGE_SIZE
+        assert client._pending == {}
+        assert svc.calls == 0
+        # Nothing was written and no stream id was used: the next call is stream 1,
+        # which the server would reject had a request with id 1 been seen before.
+        assert client._next_id == 1
+        req = pb.ConfigureRequest(config="small")
+        assert await client.call(SVC, "Echo", req, pb.ConfigureRequest) == req
+
+
+async def test_oversized_inbound_answered_resource_exhausted() -> None:
+    svc = EchoService()
+    async with serving(svc.server()) as path, raw_peer(path) as peer:
+        length = DEFAULT_MAX_MESSAGE_SIZE + 1
+        peer.writer.write(length.to_bytes(4, "big") + (1).to_bytes(4, "big") + b"\x01\x00")
+        peer.writer.write(bytes(length))
+        await peer.request(3, "Echo")
+        sid, code, message = await peer.recv_status()
+        assert (sid, code) == (1, Code.RESOURCE_EXHAUSTED)
+        assert str(length) in message
+        assert (await peer.recv())[0] == 3
+        # A header claiming ~4 GiB is answered at once; the body is never awaited in full.
+        peer.writer.write(b"\xff\xff\xff\xf0" + (5).to_bytes(4, "big") + b"\x01\x00" + b"abc")
+        assert (await peer.recv_status())[:2] == (5, Code.RESOURCE_EXHAUSTED)
+
+
+async def test_oversized_response_fails_only_that_call() -> None:
+    svc = EchoService()
+    async with serving(svc.server()) as path:
+        client = await connect_unix(path, max_message_size=64)
+        try:
+            with pytest.raises(StatusError) as info:
+                await client.call(SVC, "Big", pb.Empty(), pb.ConfigureRequest)
+            assert info.value.code is Code.RESOURCE_EXHAUSTED
+            req = pb.ConfigureRequest(config="ok")
+            assert await client.call(SVC, "Echo", req, pb.ConfigureRequest) == req
+        finally:
+            client.close()
+
+
+# -- closing --------------------------------------------------------------------------------
+
+
+async def test_peer_close_fails_pending_calls() -> None:
+    conns: list[asyncio.Transport] = []
+    got_request = asyncio.Event()
+
+    class CloseOnRequest(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            conns.append(transport)
+
+        def data_received(self, data: bytes) -> None:
+            got_request.set()
+
+    async with socket_dir() as directory:
+        path = os.path.join(directory, "c.sock")
+        listener = await asyncio.get_running_loop().create_unix_server(CloseOnRequest, path)
+        try:
+            client = await connect_unix(path)
+            calls = [
+                asyncio.create_task(client.call(SVC, "Echo", pb.Empty(), pb.Empty))
+                for _ in range(3)
+            ]
+            await got_request.wait()
+            conns[0].close()
+            for call in calls:
+                with pytest.raises(ClosedError, match="closed by peer"):
+                    await call
+            await client.wait_closed()
+            assert client.is_closed
+            with pytest.raises(ClosedError):
+                await client.call(SVC, "Echo", pb.Empty(), pb.Empty)
+        finally:
+            listener.close()
+            await listener.wait_closed()
+
+
+async def test_client_close_fails_pending_calls() -> None:
+    svc = EchoService()
+    async with connected(svc.server()) as client:
+        task = asyncio.create_task(client.call(SVC, "Block", pb.Empty(), pb.Empty))
+        await svc.started.wait()
+        client.close()
+        with pytest.raises(ClosedError, match="client closed"):
+            await task
+        await client.wait_closed()
+        with pytest.raises(ClosedError):
+            await client.call(SVC, "Echo", pb.Empty(), pb.Empty)
+
+
+async def test_unconnected_client() -> None:
+    client = Client()
+    assert not client.is_closed
+    with pytest.raises(ClosedError, match="not connected"):
+        await client.call(SVC, "Echo", pb.Empty(), pb.Empty)
+    client.close()
+    await client.wait_closed()
+
+
+async def test_graceful_close_waits_for_in_flight_handler() -> None:
+    svc = EchoService()
+    server = svc.server()
+    async with serving(server) as path:
+        client = await connect_unix(path)
+        call = asyncio.create_task(client.call(SVC, "Block", pb.Empty(), pb.Empty))
+        await svc.started.wait()
+        closing = asyncio.create_task(server.close())
+        # While closing, new requests are refused but the connection stays up.
+        with pytest.raises(StatusError) as info:
+            await client.call(SVC, "Echo", pb.Empty(), pb.Empty)
+        assert info.value.code is Code.UNAVAILABLE
+        assert not closing.done()
+        assert not call.done()
+        svc.gate.set()
+        assert await call == pb.Empty()
+        await closing
+        await client.wait_closed()
+        assert svc.cancelled == 0
+        # Closed servers refuse new connections.
+        with pytest.raises(OSError):
+            await connect_unix(path)
+
+
+async def test_close_cancels_handlers_after_grace() -> None:
+    svc = EchoService()
+    server = svc.server()
+    async with serving(server) as path:
+        client = await connect_unix(path)
+        call = asyncio.create_task(client.call(SVC, "Block", pb.Empty(), pb.Empty))
+        await svc.started.wait()
+        await server.close(grace=0.01)
+        assert svc.cancelled == 1
+        with pytest.raises(ClosedError):
+            await call
+        await client.wait_closed()
+
+
+async def test_server_validation() -> None:
+    server = Server()
+    server.register(SVC, {"Echo": Method(pb.Empty, EchoService().fail)})
+    with pytest.raises(ValueError, match="duplicate"):
+        server.register(SVC, {})
+    bad: dict[str, object] = {"Echo": lambda req: req}
+    with pytest.raises(TypeError, match="Method"):
+        server.register("other", bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_message_size"):
+        Server(max_message_size=1 << 40)
+    assert isinstance(server.connection(), asyncio.Protocol)
+    assert isinstance(Client(), asyncio.Protocol)
+    assert issubclass(ProtoMessage, object)
+
+
+async def test_socketpair_transports() -> None:
+    """Like a pre-installed plugin's socketpair: both ends made from existing sockets."""
+    svc = EchoService()
+    server = svc.server()
+    loop = asyncio.get_running_loop()
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    await loop.connect_accepted_socket(server.connection, sock=left)
+    _, client = await loop.create_unix_connection(Client, sock=right)
+    req = pb.ConfigureRequest(config="pair")
+    assert await client.call(SVC, "Echo", req, pb.ConfigureRequest, timeout=30) == req
+    await server.close()
+    await client.wait_closed()
+    assert client.is_closed
