@@ -59,7 +59,9 @@ def has_multi_entry_map(message: Message) -> bool:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             if len(value) > 1:
                 return True
-            entries = value.values() if field.message_type.fields_by_name["value"].message_type else ()
+            entries = (
+                value.values() if field.message_type.fields_by_name["value"].message_type else ()
+            )
             if any(has_multi_entry_map(v) for v in entries):
                 return True
         elif field.message_type is not None:
@@ -168,9 +170,7 @@ def test_ttrpc_messages_and_payloads_decode_and_re_encode(capture: dict[str, Any
 
 def test_empty_ok_responses_are_header_only(capture: dict[str, Any]) -> None:
     replayed = replay(capture)
-    empties = [
-        m for _, _, m in replayed.messages if m.type == MessageType.RESPONSE and not m.data
-    ]
+    empties = [m for _, _, m in replayed.messages if m.type == MessageType.RESPONSE and not m.data]
     assert empties, "every capture has at least one empty OK response"
     for message in empties:
         assert encode_message(message.stream_id, message.type, b"") == (

@@ -34,7 +34,9 @@ class PluginConnection:
     registered: asyncio.Future[pb.RegisterPluginRequest]
     updates: list[pb.UpdateContainersRequest] = field(default_factory=list)
 
-    async def call(self, method: str, request: Message, response: type[M], timeout: float = 2.0) -> M:
+    async def call(
+        self, method: str, request: Message, response: type[M], timeout: float = 2.0
+    ) -> M:
         return await self.client.call(PLUGIN, method, request, response, timeout=timeout)
 
     async def configure(self, config: str = "", request_timeout_ms: int = 2000) -> int:
@@ -61,7 +63,9 @@ class PluginConnection:
 class ScriptedRuntime:
     """Accepts plugin connections on ``path``; each arrives on :attr:`connections`."""
 
-    def __init__(self, path: Path, fail_updates: Callable[[pb.ContainerUpdate], bool] | None = None):
+    def __init__(
+        self, path: Path, fail_updates: Callable[[pb.ContainerUpdate], bool] | None = None
+    ):
         self.path = path
         self.connections: asyncio.Queue[PluginConnection] = asyncio.Queue()
         self.fail_updates = fail_updates or (lambda update: False)

@@ -6,6 +6,7 @@ runtime-spec 1.3.0 schema when the test finishes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -80,9 +81,7 @@ def test_non_dict_spec_rejected() -> None:
 def test_annotations_add_replace_remove(gen: MakeGen) -> None:
     g = gen(load_example("good-spec-example.json"))
     assert g.spec["annotations"] == {"com.example.key1": "value1", "com.example.key2": "value2"}
-    g.adjust(
-        adjustment(annotations={"com.example.key1": "new", "-com.example.key2": "", "x": "y"})
-    )
+    g.adjust(adjustment(annotations={"com.example.key1": "new", "-com.example.key2": "", "x": "y"}))
     assert g.spec["annotations"] == {"com.example.key1": "new", "x": "y"}
 
 
@@ -171,7 +170,7 @@ def test_hooks_all_stages_appended_and_accumulate(gen: MakeGen) -> None:
         "startContainer",
         "poststop",
     ):
-        assert hooks[stage] == before.get(stage, []) + [first, second], stage
+        assert hooks[stage] == [*before.get(stage, []), first, second], stage
     assert hooks["poststart"] == before["poststart"] + [
         first,
         {"path": "/h1-t", "timeout": 5},
@@ -184,7 +183,10 @@ def test_hooks_all_stages_appended_and_accumulate(gen: MakeGen) -> None:
     ("hook", "field"),
     [
         (pb.Hook(), "adjustment.hooks.prestart[0].path"),
-        (pb.Hook(path="/x", timeout=pb.OptionalInt(value=0)), "adjustment.hooks.prestart[0].timeout"),
+        (
+            pb.Hook(path="/x", timeout=pb.OptionalInt(value=0)),
+            "adjustment.hooks.prestart[0].timeout",
+        ),
     ],
 )
 def test_invalid_hook_rejected(gen: MakeGen, hook: pb.Hook, field: str) -> None:
@@ -212,7 +214,9 @@ def test_cdi_injector_called_with_spec_and_names(gen: MakeGen) -> None:
         )
 
     g = gen(cdi_injector=inject)
-    g.adjust(adjustment(CDI_devices=[pb.CDIDevice(name="a.com/x=1"), pb.CDIDevice(name="a.com/x=2")]))
+    g.adjust(
+        adjustment(CDI_devices=[pb.CDIDevice(name="a.com/x=1"), pb.CDIDevice(name="a.com/x=2")])
+    )
     assert calls == [["a.com/x=1", "a.com/x=2"]]
     assert g.cdi_devices == []
     assert g.spec["linux"]["devices"][0]["path"] == "/dev/gpu0"
@@ -555,8 +559,6 @@ def test_all_resources_applied(gen: MakeGen) -> None:
 def test_only_present_resource_fields_are_set(gen: MakeGen) -> None:
     g = gen(load_example("good-spec-example.json"))
     before = g.spec["linux"]["resources"]
-    import copy
-
     expected = copy.deepcopy(before)
     r = pb.LinuxResources()
     r.cpu.quota.value = 0
@@ -599,7 +601,9 @@ def test_hugepage_limit_replaced_by_page_size(gen: MakeGen) -> None:
         {"pageSize": "1GB", "limit": 1 << 30},
     ]
     with pytest.raises(SpecError) as info:
-        g.adjust(linux(resources=pb.LinuxResources(hugepage_limits=[pb.HugepageLimit(page_size="2M")])))
+        g.adjust(
+            linux(resources=pb.LinuxResources(hugepage_limits=[pb.HugepageLimit(page_size="2M")]))
+        )
     assert info.value.field == "adjustment.linux.resources.hugepage_limits[0].page_size"
 
 
@@ -716,8 +720,12 @@ def test_mounts_add_replace_remove_sorted(gen: MakeGen) -> None:
     g.adjust(
         adjustment(
             mounts=[
-                pb.Mount(destination="/data/cache", type="bind", source="/host/c", options=["rbind"]),
-                pb.Mount(destination="/data", type="bind", source="/host/d", options=["rbind", "ro"]),
+                pb.Mount(
+                    destination="/data/cache", type="bind", source="/host/c", options=["rbind"]
+                ),
+                pb.Mount(
+                    destination="/data", type="bind", source="/host/d", options=["rbind", "ro"]
+                ),
                 pb.Mount(destination="/dev", type="tmpfs", source="tmpfs"),
                 pb.Mount(destination="-/sys"),
                 pb.Mount(destination="-/not/there"),
@@ -747,9 +755,13 @@ def test_mounts_add_replace_remove_sorted(gen: MakeGen) -> None:
 def test_mount_propagation_sets_rootfs_propagation(gen: MakeGen) -> None:
     checked: list[tuple[str, tuple[str, ...]]] = []
     g = gen(propagation_checker=lambda src, allowed: checked.append((src, allowed)))
-    g.adjust(adjustment(mounts=[pb.Mount(destination="/a", source="/s1", options=["rbind", "rslave"])]))
+    g.adjust(
+        adjustment(mounts=[pb.Mount(destination="/a", source="/s1", options=["rbind", "rslave"])])
+    )
     assert g.spec["linux"]["rootfsPropagation"] == "slave"
-    g.adjust(adjustment(mounts=[pb.Mount(destination="/b", source="/s2", options=["rbind", "rshared"])]))
+    g.adjust(
+        adjustment(mounts=[pb.Mount(destination="/b", source="/s2", options=["rbind", "rshared"])])
+    )
     assert g.spec["linux"]["rootfsPropagation"] == "shared"
     g.adjust(adjustment(mounts=[pb.Mount(destination="/c", source="/s3", options=["rslave"])]))
     assert g.spec["linux"]["rootfsPropagation"] == "shared"
@@ -804,7 +816,9 @@ def test_rlimits_add_and_replace(gen: MakeGen) -> None:
 def test_invalid_rlimit_type_rejected(gen: MakeGen, rtype: str) -> None:
     g = gen()
     with pytest.raises(SpecError, match="rlimit type") as info:
-        g.adjust(adjustment(rlimits=[pb.POSIXRlimit(type="RLIMIT_CPU"), pb.POSIXRlimit(type=rtype)]))
+        g.adjust(
+            adjustment(rlimits=[pb.POSIXRlimit(type="RLIMIT_CPU"), pb.POSIXRlimit(type=rtype)])
+        )
     assert info.value.field == "adjustment.rlimits[1].type"
     assert "rlimits" not in g.spec["process"]  # validated before anything is applied
 
@@ -816,10 +830,18 @@ def test_invalid_rlimit_type_rejected(gen: MakeGen, rtype: str) -> None:
     ("spec", "adj", "field"),
     [
         ({"process": "x"}, adjustment(args=["a"]), "process"),
-        ({"process": {"cwd": "/", "env": "A=1"}}, adjustment(env=[pb.KeyValue(key="A")]), "process.env"),
+        (
+            {"process": {"cwd": "/", "env": "A=1"}},
+            adjustment(env=[pb.KeyValue(key="A")]),
+            "process.env",
+        ),
         ({"linux": []}, linux(cgroups_path="/x"), "linux"),
         ({"mounts": {}}, adjustment(mounts=[pb.Mount(destination="/x")]), "mounts"),
-        ({"linux": {"resources": {"cpu": 1}}}, linux(resources=full_resources()), "linux.resources.cpu"),
+        (
+            {"linux": {"resources": {"cpu": 1}}},
+            linux(resources=full_resources()),
+            "linux.resources.cpu",
+        ),
     ],
 )
 def test_malformed_spec_reported_by_field(
@@ -828,3 +850,11 @@ def test_malformed_spec_reported_by_field(
     with pytest.raises(SpecError) as info:
         SpecGenerator(spec).adjust(adj)
     assert info.value.field == field
+
+
+def test_env_removal_alone_does_not_create_process(gen: MakeGen) -> None:
+    g = gen(load_example("good-minimal.json"))
+    g.adjust(adjustment(env=[pb.KeyValue(key="-X")]))
+    assert "process" not in g.spec
+    g.adjust(adjustment(env=[pb.KeyValue(key="X", value="1")]))
+    assert g.spec["process"] == {"cwd": "/", "env": ["X=1"]}

@@ -227,7 +227,9 @@ async def test_multi_part_synchronize(tmp_path: Path) -> None:
             for i in range(4):
                 partial = await conn.call(
                     "Synchronize",
-                    pb.SynchronizeRequest(pods=pods[i : i + 1], containers=ctrs[i : i + 1], more=True),
+                    pb.SynchronizeRequest(
+                        pods=pods[i : i + 1], containers=ctrs[i : i + 1], more=True
+                    ),
                     pb.SynchronizeResponse,
                 )
                 assert partial.more
@@ -428,7 +430,12 @@ async def test_reconnect_after_runtime_restart(tmp_path: Path) -> None:
     runtime = ScriptedRuntime(path)
     await runtime.listen()
     stub = Stub(
-        plugin, name="again", idx="10", socket_path=path, environ={}, reconnect=True,
+        plugin,
+        name="again",
+        idx="10",
+        socket_path=path,
+        environ={},
+        reconnect=True,
         reconnect_delay=0.05,
     )
     task = asyncio.create_task(stub.run())

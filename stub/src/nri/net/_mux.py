@@ -389,7 +389,7 @@ class Mux:
         """Largest payload this mux puts in one outgoing frame."""
         return self._max_frame_payload
 
-    def open(self, conn_id: int, protocol: asyncio.BaseProtocol) -> asyncio.Transport:
+    def open(self, conn_id: int, protocol: asyncio.Protocol) -> asyncio.Transport:
         """Open virtual connection ``conn_id`` and call ``protocol.connection_made`` now.
 
         Raises ValueError for an invalid or already open ID, MuxClosedError if closed.

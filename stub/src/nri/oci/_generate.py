@@ -283,6 +283,8 @@ class SpecGenerator:
             if not name or "=" in name:
                 raise SpecError(f"adjustment.env[{i}].key", f"invalid variable name {kv.key!r}")
             mod[name] = kv
+        if self._peek("process") is None and all(_marked(kv.key)[1] for kv in env):
+            return  # only removals and no process: nothing to do
         process = self._obj("process")
         old = self._list(process, "env", "process.env")
         new: list[str] = []

@@ -126,7 +126,9 @@ class Plugin:
         """A container was created."""
         return None
 
-    def start_container(self, pod: pb.PodSandbox, container: pb.Container) -> Awaitable[None] | None:
+    def start_container(
+        self, pod: pb.PodSandbox, container: pb.Container
+    ) -> Awaitable[None] | None:
         """A container is being started."""
         return None
 
@@ -205,7 +207,9 @@ EVENT_HANDLERS: tuple[EventHandler, ...] = (
         pb.UPDATE_POD_SANDBOX,
         ("pod", "overhead_linux_resources", "linux_resources"),
     ),
-    _handler("PostUpdatePodSandbox", "post_update_pod_sandbox", pb.POST_UPDATE_POD_SANDBOX, ("pod",)),
+    _handler(
+        "PostUpdatePodSandbox", "post_update_pod_sandbox", pb.POST_UPDATE_POD_SANDBOX, ("pod",)
+    ),
     _handler("StopPodSandbox", "stop_pod_sandbox", pb.STOP_POD_SANDBOX, ("pod",)),
     _handler("RemovePodSandbox", "remove_pod_sandbox", pb.REMOVE_POD_SANDBOX, ("pod",)),
     _handler(
@@ -268,11 +272,10 @@ def sort_changes(
         items = result
     else:
         raise TypeError(f"{handler}() returned {type(result).__name__}; {_expected(allowed)}")
-    for item in items:
-        if item is None:
+    for entry in items:
+        if entry is None:
             continue
-        if isinstance(item, Adjustment) or isinstance(item, Update):
-            item = item.message
+        item = entry.message if isinstance(entry, Adjustment | Update) else entry
         if isinstance(item, pb.ContainerAdjustment) and "adjust" in allowed:
             if adjust is None:
                 adjust = item
@@ -283,9 +286,7 @@ def sort_changes(
         elif isinstance(item, pb.ContainerEviction) and "evict" in allowed:
             evictions.append(item)
         else:
-            raise TypeError(
-                f"{handler}() returned a {type(item).__name__}; {_expected(allowed)}"
-            )
+            raise TypeError(f"{handler}() returned a {type(item).__name__}; {_expected(allowed)}")
     return adjust, updates, evictions
 
 

@@ -374,7 +374,10 @@ class Stub:
         try:
             if overrides(self.plugin, "configure"):
                 wanted = await self._call(
-                    "configure", "the runtime", config, request.runtime_name,
+                    "configure",
+                    "the runtime",
+                    config,
+                    request.runtime_name,
                     request.runtime_version,
                 )
                 self.events = self._subscription(wanted if wanted is not None else self.events)
