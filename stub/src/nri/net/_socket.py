@@ -18,6 +18,8 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
+from nri.api._constants import PLUGIN_IDX_ENV_VAR, PLUGIN_NAME_ENV_VAR, PLUGIN_SOCKET_ENV_VAR
+
 __all__ = [
     "PLUGIN_IDX_ENV",
     "PLUGIN_NAME_ENV",
@@ -32,12 +34,10 @@ __all__ = [
 
 logger = logging.getLogger("nri.net.socket")
 
-#: Environment variable holding the fd number of a pre-connected socket.
-PLUGIN_SOCKET_ENV = "NRI_PLUGIN_SOCKET"
-#: Environment variable holding the plugin name of a launched plugin.
-PLUGIN_NAME_ENV = "NRI_PLUGIN_NAME"
-#: Environment variable holding the two-digit plugin index of a launched plugin.
-PLUGIN_IDX_ENV = "NRI_PLUGIN_IDX"
+# The variable names are defined once, in nri.api (as upstream's pkg/api does).
+PLUGIN_SOCKET_ENV = PLUGIN_SOCKET_ENV_VAR
+PLUGIN_NAME_ENV = PLUGIN_NAME_ENV_VAR
+PLUGIN_IDX_ENV = PLUGIN_IDX_ENV_VAR
 #: The fd on which a launched plugin finds its socket (Go's ExtraFiles[0]).
 PLUGIN_SOCKET_FD = 3
 

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from nri.api import DEFAULT_SOCKET_PATH
 from nri.stub._plugin import Plugin
 from nri.stub._stub import RuntimeGoneError, Stub, StubError
@@ -166,6 +164,8 @@ def load_config(text: str, schema: type[T], *, source: str = "config") -> T:
     """
     if not dataclasses.is_dataclass(schema):
         raise TypeError(f"{schema!r} is not a dataclass")
+    import yaml  # only plugins with a configuration pay for it
+
     try:
         document = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:

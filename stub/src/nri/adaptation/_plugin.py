@@ -1,0 +1,492 @@
+"""The runtime's side of one plugin connection (upstream ``pkg/adaptation/plugin.go``).
+
+A :class:`PluginConnection` owns the plugin's mux, the ttRPC client calling the plugin's
+``Plugin`` service on conn 1 and the ttRPC server answering its ``Runtime`` service on
+conn 2; for a pre-installed plugin it also owns the launched process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+
+from nri.api import (
+    NRI_VERSION,
+    VALID_EVENTS,
+    EventMask,
+    InvalidPluginIndexError,
+    InvalidPluginNameError,
+    validate_plugin_index,
+    validate_plugin_name,
+)
+from nri.api import api_pb2 as pb
+from nri.net import PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN, Mux, MuxClosedError
+from nri.ttrpc import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Client,
+    ClosedError,
+    Code,
+    DeadlineExceededError,
+    Method,
+    OversizedMessageError,
+    ProtocolError,
+    Server,
+    StatusError,
+)
+
+__all__ = [
+    "PLUGIN_SERVICE",
+    "RUNTIME_SERVICE",
+    "PluginConnection",
+    "PluginError",
+    "PluginInfo",
+    "is_fatal_error",
+]
+
+logger = logging.getLogger("nri.adaptation")
+
+PLUGIN_SERVICE = "nri.pkg.api.v1alpha1.Plugin"
+RUNTIME_SERVICE = "nri.pkg.api.v1alpha1.Runtime"
+
+#: Events an old plugin may get as StateChange instead (upstream ``deprecations.go``).
+STATE_CHANGE_EVENTS: dict[str, int] = {
+    "RunPodSandbox": pb.RUN_POD_SANDBOX,
+    "StopPodSandbox": pb.STOP_POD_SANDBOX,
+    "RemovePodSandbox": pb.REMOVE_POD_SANDBOX,
+    "PostUpdatePodSandbox": pb.POST_UPDATE_POD_SANDBOX,
+    "PostCreateContainer": pb.POST_CREATE_CONTAINER,
+    "StartContainer": pb.START_CONTAINER,
+    "PostStartContainer": pb.POST_START_CONTAINER,
+    "PostUpdateContainer": pb.POST_UPDATE_CONTAINER,
+    "RemoveContainer": pb.REMOVE_CONTAINER,
+}
+
+_MIN_OBJS_PER_SYNC_MSG = 8
+
+M = TypeVar("M", bound=Message)
+UpdateHandler = Callable[
+    ["PluginConnection", pb.UpdateContainersRequest], Awaitable[list[pb.ContainerUpdate]]
+]
+
+
+class PluginError(Exception):
+    """A plugin failed a request in a way that fails the runtime's event (not fatal)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginInfo:
+    """A snapshot of a registered plugin, for introspection."""
+
+    name: str
+    idx: str
+    events: EventMask
+    pid: int | None
+    external: bool
+
+    @property
+    def full_name(self) -> str:
+        """The indexed name, ``NN-name``."""
+        return f"{self.idx}-{self.name}"
+
+
+def is_fatal_error(exc: BaseException) -> bool:
+    """Whether a call error means the plugin is gone (upstream ``isFatalError``).
+
+    Closed connections, protocol errors and deadlines are fatal: the plugin is closed and
+    the event goes on without it. Anything else fails the event.
+    """
+    return isinstance(
+        exc, (ClosedError, ProtocolError, DeadlineExceededError, MuxClosedError, TimeoutError)
+    )
+
+
+def recalc_objs_per_sync_msg(pods: int, ctrs: int, exc: Exception) -> tuple[int, int]:
+    """Shrink a Synchronize batch after an oversized message (upstream recalcObjsPerSyncMsg).
+
+    Raises PluginError when the message cannot be split any further.
+    """
+    if not isinstance(exc, OversizedMessageError):
+        raise exc
+    failed = PluginError("failed to synchronize plugin with split messages")
+    if pods + ctrs <= _MIN_OBJS_PER_SYNC_MSG:
+        raise failed from exc
+    if exc.length == 0 or exc.limit == 0 or exc.length <= exc.limit:
+        raise failed from exc
+    factor = min(exc.limit / exc.length, 0.9)
+    pods = int(pods * factor)
+    ctrs = int(ctrs * factor)
+    if pods + ctrs < _MIN_OBJS_PER_SYNC_MSG:
+        pods = ctrs = _MIN_OBJS_PER_SYNC_MSG // 2
+    return pods, ctrs
+
+
+class PluginConnection:
+    """One plugin as the runtime sees it: its connection, identity and subscription."""
+
+    def __init__(
+        self,
+        *,
+        idx: str = "",
+        base: str = "",
+        config: str = "",
+        process: asyncio.subprocess.Process | None = None,
+        registration_timeout: float,
+        request_timeout: float,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        on_update: UpdateHandler,
+        on_close: Callable[[PluginConnection], None],
+    ) -> None:
+        self.idx = idx
+        self.base = base
+        self.config = config
+        self.process = process
+        self.registration_timeout = registration_timeout
+        self.request_timeout = request_timeout
+        self.max_message_size = max_message_size
+        self.events = EventMask(0)
+        self.state_change_only = False
+        self.pid: int | None = process.pid if process is not None else None
+        self._on_update = on_update
+        self._on_close = on_close
+        self._mux: Mux | None = None
+        self._client: Client | None = None
+        self._server: Server | None = None
+        self._registered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._closed = False
+        self._close_reported = False
+        self._warned_state_change: set[str] = set()
+
+    # -- identity ----------------------------------------------------------------------------
+
+    @property
+    def external(self) -> bool:
+        """Whether the plugin connected by itself (not launched by the runtime)."""
+        return self.process is None
+
+    @property
+    def name(self) -> str:
+        """The indexed name, ``NN-name`` (``??-plugin`` before registration)."""
+        return f"{self.idx or '??'}-{self.base or 'plugin'}"
+
+    @property
+    def qualified_name(self) -> str:
+        """Kind, name and pid, for logs (upstream qualifiedName)."""
+        kind = "external" if self.external else "pre-connected"
+        return f"{kind}:{self.name}[{self.pid if self.pid is not None else '?'}]"
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed."""
+        return self._closed
+
+    def info(self) -> PluginInfo:
+        """Return a snapshot of the plugin's identity and subscription."""
+        return PluginInfo(self.base, self.idx, self.events, self.pid, self.external)
+
+    def subscribed(self, event: int) -> bool:
+        """Whether the plugin subscribed to ``event``."""
+        return event in self.events
+
+    # -- connection --------------------------------------------------------------------------
+
+    async def connect(self, sock: socket.socket) -> None:
+        """Multiplex ``sock`` and set up both ttRPC conns (reading stays blocked)."""
+        mux = await Mux.from_socket(sock, blocked_read=True)
+        if self.external:
+            self.pid = mux.peer_pid
+        client = Client(max_message_size=self.max_message_size)
+        server = Server(logger=logging.getLogger("nri.adaptation.ttrpc"))
+        server.register(
+            RUNTIME_SERVICE,
+            {
+                "RegisterPlugin": Method(pb.RegisterPluginRequest, self._register_plugin),
+                "UpdateContainers": Method(pb.UpdateContainersRequest, self._update_containers),
+            },
+        )
+        mux.open(PLUGIN_SERVICE_CONN, client)
+        mux.open(RUNTIME_SERVICE_CONN, server.connection())
+        mux.add_close_callback(self._mux_closed)
+        self._mux, self._client, self._server = mux, client, server
+
+    async def start(self, runtime_name: str, runtime_version: str) -> None:
+        """Wait for RegisterPlugin, then Configure the plugin.
+
+        Raises PluginError (the plugin is closed) if registration times out, is invalid, the
+        connection closes, or Configure fails or answers an invalid event mask.
+        """
+        assert self._mux is not None
+        self._mux.unblock()
+        closed = asyncio.ensure_future(self._mux.wait_closed())
+        try:
+            done, _ = await asyncio.wait(
+                {self._registered, closed},
+                timeout=self.registration_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            closed.cancel()
+        if self._registered in done:
+            exc = self._registered.exception()
+            if exc is not None:
+                self.close()
+                raise PluginError(f"failed to register plugin: {exc}") from exc
+        elif done:
+            raise PluginError(f"failed to register plugin {self.qualified_name}: connection closed")
+        else:
+            self.close()
+            raise PluginError(
+                f"plugin {self.qualified_name} registration timed out "
+                f"after {self.registration_timeout:g}s"
+            )
+        try:
+            await self._configure(runtime_name, runtime_version)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _register_plugin(self, request: pb.RegisterPluginRequest) -> pb.Empty:
+        if self.external:
+            try:
+                validate_plugin_name(request.plugin_name)
+            except InvalidPluginNameError as exc:
+                self._set_registered(
+                    PluginError(f"plugin registered with an invalid name: {exc}")
+                )
+                raise StatusError(Code.UNKNOWN, f"invalid plugin name: {exc}") from exc
+            try:
+                validate_plugin_index(request.plugin_idx)
+            except InvalidPluginIndexError as exc:
+                self._set_registered(
+                    PluginError(
+                        f"plugin {request.plugin_name!r} registered with an invalid index: {exc}"
+                    )
+                )
+                raise StatusError(Code.UNKNOWN, f"invalid plugin index: {exc}") from exc
+            self.base, self.idx = request.plugin_name, request.plugin_idx
+        logger.info(
+            "plugin %s registered as %s (NRI %s)",
+            self.qualified_name,
+            self.name,
+            request.NRI_version or "unknown",
+        )
+        self._set_registered(None)
+        return pb.Empty()
+
+    def _set_registered(self, exc: Exception | None) -> None:
+        if self._registered.done():
+            return
+        if exc is None:
+            self._registered.set_result(None)
+        else:
+            self._registered.set_exception(exc)
+            self._registered.exception()  # retrieved by start(), or by nobody if never started
+
+    async def _update_containers(
+        self, request: pb.UpdateContainersRequest
+    ) -> pb.UpdateContainersResponse:
+        logger.info("plugin %s requested container updates", self.name)
+        failed = await self._on_update(self, request)
+        return pb.UpdateContainersResponse(failed=failed)
+
+    async def _configure(self, runtime_name: str, runtime_version: str) -> None:
+        request = pb.ConfigureRequest(
+            config=self.config,
+            runtime_name=runtime_name,
+            runtime_version=runtime_version,
+            registration_timeout=int(self.registration_timeout * 1000),
+            request_timeout=int(self.request_timeout * 1000),
+            NRI_version=NRI_VERSION,
+        )
+        try:
+            reply = await self._call("Configure", request, pb.ConfigureResponse)
+        except Exception as exc:
+            raise PluginError(f"failed to configure plugin {self.name}: {exc}") from exc
+        events = reply.events
+        if events == 0:
+            events = VALID_EVENTS
+        elif extra := events & ~VALID_EVENTS:
+            raise PluginError(f"plugin {self.name} subscribed to invalid events: 0x{extra:x}")
+        self.events = EventMask(events)
+
+    async def synchronize(
+        self, pods: Sequence[pb.PodSandbox], containers: Sequence[pb.Container]
+    ) -> list[pb.ContainerUpdate]:
+        """Send the runtime's state, split when too large; return the plugin's updates.
+
+        The whole exchange gets one request timeout. On failure the plugin is closed and
+        PluginError raised.
+        """
+        logger.info("synchronizing plugin %s", self.name)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.request_timeout
+        pods_left, ctrs_left = list(pods), list(containers)
+        pods_per_msg, ctrs_per_msg = len(pods_left), len(ctrs_left)
+        try:
+            while True:
+                more = len(pods_left) > pods_per_msg or len(ctrs_left) > ctrs_per_msg
+                request = pb.SynchronizeRequest(
+                    pods=pods_left[:pods_per_msg], containers=ctrs_left[:ctrs_per_msg], more=more
+                )
+                try:
+                    reply = await self._call(
+                        "Synchronize",
+                        request,
+                        pb.SynchronizeResponse,
+                        timeout=deadline - loop.time(),
+                    )
+                except OversizedMessageError as exc:
+                    pods_per_msg, ctrs_per_msg = recalc_objs_per_sync_msg(
+                        pods_per_msg, ctrs_per_msg, exc
+                    )
+                    logger.debug(
+                        "sync message for %s too large (%d bytes); retrying with %d pods, "
+                        "%d containers per message",
+                        self.name,
+                        exc.length,
+                        pods_per_msg,
+                        ctrs_per_msg,
+                    )
+                    continue
+                if not more:
+                    return list(reply.update)
+                if reply.update or reply.more != more:
+                    raise PluginError(f"plugin {self.name} does not handle split sync requests")
+                pods_left = pods_left[pods_per_msg:]
+                ctrs_left = ctrs_left[ctrs_per_msg:]
+                pods_per_msg = min(pods_per_msg, len(pods_left))
+                ctrs_per_msg = min(ctrs_per_msg, len(ctrs_left))
+        except PluginError:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            raise PluginError(f"failed to synchronize plugin {self.name}: {exc}") from exc
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[M],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a per-call deadline sent on the wire)
+    ) -> M:
+        if self._client is None or self._closed:
+            raise ClosedError(f"connection to plugin {self.name} is closed")
+        return await self._client.call(
+            PLUGIN_SERVICE,
+            method,
+            request,
+            response_type,
+            timeout=self.request_timeout if timeout is None else timeout,
+        )
+
+    async def event(
+        self, event: int, method: str, request: Message, response_type: type[M]
+    ) -> M | None:
+        """Relay one lifecycle event if subscribed; None if not subscribed or now closed.
+
+        Fatal errors close the plugin and return None; other errors raise PluginError.
+        """
+        if not self.subscribed(event) or self._closed:
+            return None
+        try:
+            if self.state_change_only and method in STATE_CHANGE_EVENTS:
+                await self._state_change(event, method, request)
+                return response_type()
+            try:
+                return await self._call(method, request, response_type)
+            except StatusError as exc:
+                if exc.code != Code.UNIMPLEMENTED or method not in STATE_CHANGE_EVENTS:
+                    raise
+                logger.warning(
+                    "plugin %s does not implement %s; using StateChange for its events from now on",
+                    self.name,
+                    method,
+                )
+                self.state_change_only = True
+                await self._state_change(event, method, request)
+                return response_type()
+        except Exception as exc:
+            if is_fatal_error(exc):
+                logger.error(
+                    "closing plugin %s, failed to handle %s request: %s", self.name, method, exc
+                )
+                self.close()
+                return None
+            raise PluginError(f"plugin {self.name} failed to handle {method}: {exc}") from exc
+
+    async def _state_change(self, event: int, method: str, request: Message) -> None:
+        if method not in self._warned_state_change:
+            self._warned_state_change.add(method)
+            logger.warning(
+                "plugin %s uses the deprecated StateChange for %s events", self.name, method
+            )
+        change = pb.StateChangeEvent(event=event)  # type: ignore[arg-type]
+        req: Any = request
+        if req.HasField("pod"):
+            change.pod.CopyFrom(req.pod)
+        if "container" in req.DESCRIPTOR.fields_by_name and req.HasField("container"):
+            change.container.CopyFrom(req.container)
+        await self._call("StateChange", change, pb.Empty)
+
+    async def validate(self, request: pb.ValidateContainerAdjustmentRequest) -> str | None:
+        """Ask the plugin to validate; return the error text if it rejects or fails."""
+        if not self.subscribed(pb.VALIDATE_CONTAINER_ADJUSTMENT):
+            return None
+        try:
+            reply = await self._call(
+                "ValidateContainerAdjustment", request, pb.ValidateContainerAdjustmentResponse
+            )
+        except Exception as exc:
+            if is_fatal_error(exc):
+                logger.error("closing plugin %s, failed to validate request: %s", self.name, exc)
+                self.close()
+            return f"validator plugin {self.name} failed: {exc}"
+        if not reply.reject:
+            return None
+        reason = reply.reason or "unknown rejection reason"
+        return f'validator "{self.name}" rejected container adjustment, reason: {reason}'
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def _mux_closed(self, reason: Exception | None) -> None:
+        if not self._closed:
+            logger.info("connection to plugin %s closed (%s)", self.name, reason or "by peer")
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (idempotent); the adaptation is told once."""
+        self._closed = True
+        self._set_registered(PluginError("connection closed"))
+        if self._client is not None:
+            self._client.close()
+        if self._mux is not None:
+            self._mux.close()
+        if not self._close_reported:
+            self._close_reported = True
+            self._on_close(self)
+
+    async def stop(self) -> None:
+        """Close, and SIGKILL and reap the process of a launched plugin."""
+        self.close()
+        process = self.process
+        if process is None:
+            return
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        await process.wait()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is fully closed."""
+        if self._mux is not None:
+            await self._mux.wait_closed()
