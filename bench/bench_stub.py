@@ -19,10 +19,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import print_table, sample_create_request, summarize  # noqa: E402
+from _common import print_table, sample_create_request, summarize
 
-from nri.api import api_pb2 as pb  # noqa: E402
-from nri.net import (  # noqa: E402
+from nri.api import api_pb2 as pb
+from nri.net import (
     PLUGIN_SERVICE_CONN,
     RUNTIME_SERVICE_CONN,
     Mux,
@@ -30,7 +30,7 @@ from nri.net import (  # noqa: E402
     socketpair,
     spawn_with_socket,
 )
-from nri.ttrpc import Client, Method, Server  # noqa: E402
+from nri.ttrpc import Client, Method, Server
 
 PLUGIN = "nri.pkg.api.v1alpha1.Plugin"
 RUNTIME = "nri.pkg.api.v1alpha1.Runtime"

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from nri.adaptation._validator import ValidationError, validation_result
 from nri.api import (
     NRI_VERSION,
     VALID_EVENTS,
@@ -256,9 +257,7 @@ class PluginConnection:
             try:
                 validate_plugin_name(request.plugin_name)
             except InvalidPluginNameError as exc:
-                self._set_registered(
-                    PluginError(f"plugin registered with an invalid name: {exc}")
-                )
+                self._set_registered(PluginError(f"plugin registered with an invalid name: {exc}"))
                 raise StatusError(Code.UNKNOWN, f"invalid plugin name: {exc}") from exc
             try:
                 validate_plugin_index(request.plugin_idx)
@@ -438,9 +437,11 @@ class PluginConnection:
             change.container.CopyFrom(req.container)
         await self._call("StateChange", change, pb.Empty)
 
-    async def validate(self, request: pb.ValidateContainerAdjustmentRequest) -> str | None:
-        """Ask the plugin to validate; return the error text if it rejects or fails."""
-        if not self.subscribed(pb.VALIDATE_CONTAINER_ADJUSTMENT):
+    async def validate(
+        self, request: pb.ValidateContainerAdjustmentRequest
+    ) -> ValidationError | None:
+        """Ask the plugin to validate; return the error if it rejects or fails."""
+        if not self.subscribed(pb.VALIDATE_CONTAINER_ADJUSTMENT) or self._closed:
             return None
         try:
             reply = await self._call(
@@ -450,11 +451,8 @@ class PluginConnection:
             if is_fatal_error(exc):
                 logger.error("closing plugin %s, failed to validate request: %s", self.name, exc)
                 self.close()
-            return f"validator plugin {self.name} failed: {exc}"
-        if not reply.reject:
-            return None
-        reason = reply.reason or "unknown rejection reason"
-        return f'validator "{self.name}" rejected container adjustment, reason: {reason}'
+            return ValidationError(f"validator plugin {self.name} failed: {exc}", plugin=self.name)
+        return validation_result(self.name, reply)
 
     # -- shutdown ----------------------------------------------------------------------------
 

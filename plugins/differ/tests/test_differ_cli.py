@@ -1,0 +1,119 @@
+"""The nri-differ command: bad input exits 2 before connecting; two indices end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _differ_peer import Runtime
+
+from nri.api import api_pb2 as pb
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("NRI_")}
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "message"),
+    [
+        (["--indices", "10"], None, "at least two"),
+        (["--indices", "10,abc"], None, "'abc'"),
+        (["--idx", "10"], None, "--idx does not apply"),
+        (["--verbose-level", "9"], None, "invalid choice"),
+        ([], "indices: '7'\n", "at least two"),
+        ([], "verboseLevel: high\n", "verbose_level"),
+        (["--log-file", "/nonexistent/dir/d.log"], None, "cannot open log file"),
+        (["--name", "bad name"], None, "invalid plugin identity"),
+    ],
+)
+def test_bad_input_exits_2_without_connecting(
+    tmp_path: Path, args: list[str], config: str | None, message: str
+) -> None:
+    sock_path = tmp_path / "nri.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock_path))
+    listener.listen()
+    listener.setblocking(False)
+    extra = list(args)
+    if config is not None:
+        (tmp_path / "differ.yaml").write_text(config)
+        extra += ["--config", str(tmp_path / "differ.yaml")]
+    result = subprocess.run(
+        [sys.executable, "-m", "nri_differ", "--socket-path", str(sock_path), *extra],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    with pytest.raises(BlockingIOError):
+        listener.accept()
+    listener.close()
+
+
+@pytest.mark.timeout(30)
+async def test_two_indices_in_one_process_stop_together(tmp_path: Path) -> None:
+    sock_path = tmp_path / "nri.sock"
+    stderr_path = tmp_path / "stderr.txt"
+    async with Runtime(sock_path) as runtime:
+        with stderr_path.open("w") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "nri_differ",
+                "--indices",
+                "50,05",
+                "--socket-path",
+                str(sock_path),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env=clean_env(),
+            )
+        try:
+            peers = {}
+            for _ in range(2):
+                peer = await runtime.accept()
+                registered = await peer.registered
+                assert registered.plugin_name == "differ"
+                peers[registered.plugin_idx] = peer
+            assert sorted(peers) == ["05", "50"]
+            for peer in peers.values():
+                assert await peer.handshake() == 0x1FFF
+            pod = pb.PodSandbox(id="pod-1", name="web", namespace="default")
+            before = pb.Container(id="c1", pod_sandbox_id="pod-1", name="app")
+            after = pb.Container(id="c1", pod_sandbox_id="pod-1", name="app", env=["X=1"])
+            for idx, ctr in (("05", before), ("50", after)):
+                reply = await peers[idx].call(
+                    "CreateContainer",
+                    pb.CreateContainerRequest(pod=pod, container=ctr),
+                    pb.CreateContainerResponse,
+                )
+                assert reply == pb.CreateContainerResponse()
+            peers["05"].mux.close()  # one index loses the runtime: the whole process stops
+            code = await asyncio.wait_for(process.wait(), 20)
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+            code = await process.wait()
+    text = stderr_path.read_text()
+    assert code == 1, text
+    assert "went away" in text
+    assert "[50] CreateContainer: pod: <no changes>" in text
+    assert "[50] CreateContainer: container: create: env[0]: From: <none> -> To: X=1" in text
+
+
+def test_sample_config_is_valid() -> None:
+    from nri_differ import parse_config
+
+    sample = Path(__file__).parent.parent / "sample-config.yaml"
+    parse_config(sample.read_text(), source=str(sample))

@@ -1,0 +1,125 @@
+"""The hook-injector NRI plugin: inject matching OCI hooks into every created container."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nri.api import Adjustment
+from nri.api import api_pb2 as pb
+from nri.stub import ConfigError, Plugin, load_config
+from nri_hook_injector._hooks import DEFAULT_HOOK_DIRS, HookManager
+
+__all__ = ["DEFAULT_POLL_INTERVAL", "HookInjector", "HookInjectorConfig", "parse_config"]
+
+log = logging.getLogger("nri.hook_injector")
+
+#: Seconds between background rescans of the hook directories.
+DEFAULT_POLL_INTERVAL = 5.0
+
+
+@dataclass
+class HookInjectorConfig:
+    """The plugin's YAML configuration (``--config`` file or the runtime's Configure)."""
+
+    hookDirs: list[str] | None = None
+    """Hook directories, in increasing precedence; None keeps the defaults."""
+    pollInterval: float | None = None
+    """Seconds between background rescans; 0 disables them (files are still rechecked on
+    every CreateContainer); None keeps the default."""
+
+
+def parse_config(text: str, source: str) -> HookInjectorConfig:
+    """Parse and check a YAML configuration; raises ConfigError naming ``source`` and the key."""
+    config = load_config(text, HookInjectorConfig, source=source)
+    if config.hookDirs is not None:
+        for i, directory in enumerate(config.hookDirs):
+            if not directory.strip():
+                raise ConfigError(f"{source}: hookDirs[{i}]: empty directory name")
+    if config.pollInterval is not None and config.pollInterval < 0:
+        raise ConfigError(f"{source}: pollInterval: must be >= 0, got {config.pollInterval!r}")
+    return config
+
+
+class HookInjector(Plugin):
+    """Inject OCI hooks from hook-configuration directories (oci-hooks(5)) into containers.
+
+    ``hook_dirs`` (from ``--hook-dirs``) wins over ``hookDirs`` of the configuration, which
+    wins over :data:`DEFAULT_HOOK_DIRS`. Files are rescanned before every CreateContainer
+    (only changed files are reread) and every ``poll_interval`` seconds in the background, so
+    that broken files are reported promptly.
+    """
+
+    def __init__(
+        self,
+        hook_dirs: Sequence[str] | None = None,
+        poll_interval: float | None = None,
+        *,
+        check_path: bool = True,
+    ) -> None:
+        self.fixed_dirs = tuple(hook_dirs) if hook_dirs else None
+        self.fixed_interval = poll_interval
+        self.check_path = check_path
+        self.poll_interval = DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval
+        self.manager = HookManager(self.fixed_dirs or DEFAULT_HOOK_DIRS, check_path=check_path)
+        self._poller: asyncio.Task[None] | None = None
+
+    def apply_config(self, config: HookInjectorConfig) -> None:
+        """Take the directories and poll interval of ``config`` unless flags fixed them."""
+        dirs = self.fixed_dirs or tuple(config.hookDirs or DEFAULT_HOOK_DIRS)
+        if tuple(str(d) for d in self.manager.directories) != tuple(dirs):
+            self.manager = HookManager(dirs, check_path=self.check_path)
+        if self.fixed_interval is None and config.pollInterval is not None:
+            self.poll_interval = config.pollInterval
+
+    async def configure(self, config: str, runtime_name: str, runtime_version: str) -> None:
+        """Apply the configuration, load the hook files and start the background rescans."""
+        self.apply_config(parse_config(config, "hook-injector configuration"))
+        self.manager.refresh()
+        log.info(
+            "watching hook directories %s (%d hooks loaded, %d broken files)",
+            ", ".join(map(str, self.manager.directories)),
+            len(self.manager.hooks),
+            len(self.manager.errors),
+        )
+        self.stop_polling()
+        if self.poll_interval > 0:
+            self._poller = asyncio.create_task(self._poll(self.poll_interval))
+
+    async def _poll(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.manager.refresh()
+            except Exception:  # keep polling whatever a scan hit
+                log.exception("rescanning hook directories failed")
+
+    def stop_polling(self) -> None:
+        """Stop the background rescans (they restart on the next Configure)."""
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    def on_close(self) -> None:
+        """Stop polling while disconnected."""
+        self.stop_polling()
+
+    def create_container(self, pod: pb.PodSandbox, container: pb.Container) -> Adjustment | None:
+        """Return the hooks of every matching hook file, or None when none matches."""
+        name = f"{pod.name}/{container.name}" if pod.name else container.name
+        self.manager.refresh()
+        # Pod annotations win over the container's, as in upstream's plugin.
+        annotations = {**container.annotations, **pod.annotations}
+        matched = self.manager.matching(
+            annotations, list(container.args), has_bind_mounts=len(container.mounts) > 0
+        )
+        if not matched:
+            log.debug("%s: no hooks to inject", name)
+            return None
+        hooks = pb.Hooks()
+        for hook in matched:
+            hook.add_to(hooks)
+        log.info("%s: injecting hooks from %s", name, ", ".join(h.name for h in matched))
+        return Adjustment().add_hooks(hooks)

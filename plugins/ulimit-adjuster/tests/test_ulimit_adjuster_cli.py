@@ -1,0 +1,95 @@
+"""The command line: bad flags or configuration exit 2 before any connection attempt."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nri_ulimit_adjuster", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def listener(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A listening socket that must never see a connection."""
+    path = tmp_path / "nri.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen()
+    sock.setblocking(False)
+    yield path
+    try:
+        conn, _ = sock.accept()
+    except BlockingIOError:
+        pass
+    else:
+        conn.close()
+        raise AssertionError("the plugin connected despite a bad command line")
+    finally:
+        sock.close()
+
+
+def test_help_lists_shared_and_own_flags() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for flag in ("--socket-path", "--idx", "--config", "--verbose", "--log-level"):
+        assert flag in result.stdout
+
+
+def test_unknown_flag(listener: Path) -> None:
+    result = run("--socket-path", str(listener), "--bogus")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --bogus" in result.stderr
+
+
+def test_bad_config_key(tmp_path: Path, listener: Path) -> None:
+    config = tmp_path / "di.yaml"
+    config.write_text("verbose: false\ncolour: red\n")
+    result = run("--socket-path", str(listener), "--idx", "10", "--config", str(config))
+    assert result.returncode == 2
+    assert f"{config}: unknown key 'colour'" in result.stderr
+
+
+def test_bad_config_type_and_yaml(tmp_path: Path, listener: Path) -> None:
+    config = tmp_path / "di.yaml"
+    config.write_text("verbose: maybe\n")
+    result = run("--socket-path", str(listener), "--idx", "10", "--config", str(config))
+    assert result.returncode == 2
+    assert "verbose: expected bool, got 'maybe'" in result.stderr
+    config.write_text("verbose: [\n")
+    result = run("--socket-path", str(listener), "--idx", "10", "--config", str(config))
+    assert result.returncode == 2
+    assert "invalid YAML" in result.stderr
+
+
+def test_missing_config_file(tmp_path: Path, listener: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = run("--socket-path", str(listener), "--idx", "10", "--config", str(missing))
+    assert result.returncode == 2
+    assert f"cannot read {missing}" in result.stderr
+
+
+def test_bad_index(listener: Path) -> None:
+    result = run("--socket-path", str(listener), "--idx", "7", "--name", "ulimit-adjuster")
+    assert result.returncode == 2
+    assert "7" in result.stderr
+
+
+def test_sample_config_is_valid() -> None:
+    from nri_ulimit_adjuster import Config
+
+    from nri.stub import load_config
+
+    sample = Path(__file__).parent.parent / "sample-config.yaml"
+    assert isinstance(load_config(sample.read_text(), Config, source=str(sample)), Config)
