@@ -419,9 +419,11 @@ class CreateResult(_Collector):
                 continue
             kept.append(kv)
         _replace(reply.env, kept)
-        env = [e for e in container.env if _env_key(e) not in removed | modified]
-        del container.env[:]
-        container.env.extend(env)
+        dropped = removed | modified
+        env = [e for e in container.env if _env_key(e) not in dropped]
+        if len(env) != len(container.env):
+            del container.env[:]
+            container.env.extend(env)
         for kv in add:
             self._owners.claim(self._cid, _F("Env"), plugin, kv.key)
             reply.env.append(kv)
