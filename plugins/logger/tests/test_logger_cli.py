@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from _logger_peer import Runtime
 
 from nri.api import api_pb2 as pb
 from nri.api import parse_event_list
+from nri.testing import ScriptedRuntime as Runtime
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from _template_peer import Runtime
 
 from nri.api import api_pb2 as pb
+from nri.testing import ScriptedRuntime as Runtime
 
 
 def clean_env() -> dict[str, str]:

@@ -1,6 +1,16 @@
-"""A scripted NRI runtime for the differ's end-to-end test: one unix socket, by hand.
+"""Testing aids for NRI plugins.
 
-Serves the Runtime service on conn 2 and calls the plugin's Plugin service on conn 1.
+:class:`ScriptedRuntime` is the runtime end of the NRI socket, driven by hand from a test:
+it listens on a unix socket, serves the Runtime service on conn 2 (answering RegisterPlugin
+and recording UpdateContainers) and lets the test call the plugin's Plugin service on conn 1.
+Use it for protocol-level end-to-end tests of a plugin process::
+
+    async with ScriptedRuntime(tmp_path / "nri.sock") as runtime:
+        process = await asyncio.create_subprocess_exec(
+            "nri-my-plugin", "--idx", "10", "--socket-path", str(runtime.path))
+        plugin = await runtime.accept()
+        mask = await plugin.handshake()
+        reply = await plugin.call("CreateContainer", request, pb.CreateContainerResponse)
 """
 
 from __future__ import annotations
@@ -21,8 +31,10 @@ PLUGIN = "nri.pkg.api.v1alpha1.Plugin"
 RUNTIME = "nri.pkg.api.v1alpha1.Runtime"
 M = TypeVar("M", bound=Message)
 
+__all__ = ["ScriptedPlugin", "ScriptedRuntime"]
 
-class Peer:
+
+class ScriptedPlugin:
     """One plugin connection as the runtime sees it."""
 
     def __init__(self, mux: Mux) -> None:
@@ -32,6 +44,7 @@ class Peer:
         self.registered: asyncio.Future[pb.RegisterPluginRequest] = (
             asyncio.get_running_loop().create_future()
         )
+        self.updates: list[pb.UpdateContainersRequest] = []
         self.server.register(
             RUNTIME,
             {
@@ -49,9 +62,12 @@ class Peer:
         return pb.Empty()
 
     async def _update(self, request: Message) -> Message:
+        assert isinstance(request, pb.UpdateContainersRequest)
+        self.updates.append(request)
         return pb.UpdateContainersResponse()
 
     async def call(self, method: str, request: Message, response: type[M]) -> M:
+        """Call a method of the plugin's Plugin service (5 s deadline)."""
         return await self.client.call(PLUGIN, method, request, response, timeout=5.0)
 
     async def handshake(self, config: str = "") -> int:
@@ -72,23 +88,24 @@ class Peer:
         return reply.events
 
 
-class Runtime:
+class ScriptedRuntime:
     """Listens on ``path``; ``accept()`` gives the next connected plugin."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.peers: list[Peer] = []
+        self.peers: list[ScriptedPlugin] = []
 
-    async def __aenter__(self) -> Runtime:
+    async def __aenter__(self) -> ScriptedRuntime:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(self.path))
         self.listener.listen()
         self.listener.setblocking(False)
         return self
 
-    async def accept(self) -> Peer:
+    async def accept(self) -> ScriptedPlugin:
+        """Wait for the next plugin connection."""
         conn, _ = await asyncio.get_running_loop().sock_accept(self.listener)
-        peer = Peer(await Mux.from_socket(conn))
+        peer = ScriptedPlugin(await Mux.from_socket(conn))
         self.peers.append(peer)
         return peer
 
