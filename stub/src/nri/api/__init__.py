@@ -49,6 +49,7 @@ from nri.api._constants import (
     SELINUX_RELABEL,
     UNKNOWN_VERSION,
 )
+from nri.api._data import message_to_data
 from nri.api._events import (
     EVENT_NAMES,
     EVENT_PRETTY_NAMES,
@@ -325,6 +326,7 @@ __all__ = [
     "make_rlimit",
     "mark_for_removal",
     "mask_of",
+    "message_to_data",
     "optional_bool",
     "optional_file_mode",
     "optional_int",
