@@ -37,6 +37,7 @@ from nri.adaptation._adaptation import (
     Config,
     EvictFn,
     PluginHook,
+    ResultHook,
     SyncFn,
     UpdateFn,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "PluginError",
     "PluginHook",
     "PluginInfo",
+    "ResultHook",
     "StopResult",
     "SyncFn",
     "UpdateDuringCreationError",

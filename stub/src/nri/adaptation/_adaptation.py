@@ -42,6 +42,7 @@ __all__ = [
     "Config",
     "EvictFn",
     "PluginHook",
+    "ResultHook",
     "SyncFn",
     "UpdateFn",
 ]
@@ -60,9 +61,16 @@ EvictFn = Callable[[list[pb.ContainerEviction]], Awaitable[None]]
 PluginHook = Callable[[PluginInfo], None]
 """Called with a plugin's info when it is registered or closed."""
 
+ResultHook = Callable[[str, pb.OwningPlugins], None]
+"""Called with the event name and the merged field owners (which plugin set what) after
+the replies to CreateContainer, UpdateContainer or StopContainer were merged."""
+
 M = TypeVar("M", bound=Message)
 
 _MAX_UNIX_PATH = 107
+CREATE_CONTAINER = "CreateContainer"
+UPDATE_CONTAINER = "UpdateContainer"
+STOP_CONTAINER = "StopContainer"
 
 
 class AdaptationError(Exception):
@@ -169,6 +177,7 @@ class Adaptation:
         evict: EvictFn | None = None,
         on_plugin_registered: PluginHook | None = None,
         on_plugin_closed: PluginHook | None = None,
+        on_result: ResultHook | None = None,
     ) -> None:
         if sync is None:
             raise AdaptationError("failed to create NRI adaptation: no sync function")
@@ -181,6 +190,7 @@ class Adaptation:
         self._evict_fn = evict
         self._on_registered = on_plugin_registered
         self._on_closed = on_plugin_closed
+        self._on_result = on_result
         validator = config.default_validator
         # Upstream only starts its builtin default validator plugin when it is enabled.
         self._default_validator = (
@@ -521,39 +531,53 @@ class Adaptation:
             self._spawn(self._handle_connection(conn))
 
     async def _handle_connection(self, conn: socket.socket) -> None:
+        try:
+            await self.connect_plugin(conn)
+        except AdaptationError as exc:
+            logger.error("%s", exc)
+
+    async def connect_plugin(self, conn: socket.socket) -> PluginInfo:
+        """Serve an external plugin on an already connected socket until it is registered.
+
+        This is what happens to each connection accepted on ``socket_path``; a runtime that
+        starts a plugin itself (for example over :func:`nri.net.socketpair`) hands its end
+        over here. Returns the registered plugin's info; raises AdaptationError saying which
+        step failed (the connection is then closed).
+        """
         plugin = self._new_plugin()
         try:
             await plugin.connect(conn)
         except Exception as exc:
             conn.close()
             self._connections.discard(plugin)
-            logger.error("failed to create external plugin: %s", exc)
-            return
+            raise AdaptationError(f"failed to create external plugin: {exc}") from exc
         try:
             await plugin.start(self.config.runtime_name, self.config.runtime_version)
         except PluginError as exc:
-            logger.error("failed to start external plugin: %s", exc)
-            return
+            raise AdaptationError(f"failed to start external plugin: {exc}") from exc
         async with self._sync_lock.write():
             try:
                 pods, containers = await self._sync_fn()
             except Exception as exc:
-                logger.error(
-                    "failed to synchronize plugin %s: runtime sync failed: %s", plugin.name, exc
-                )
                 plugin.close()
-                return
+                raise AdaptationError(
+                    f"failed to synchronize plugin {plugin.name}: runtime sync failed: {exc}"
+                ) from exc
             try:
                 updates = await plugin.synchronize(pods, containers)
             except PluginError as exc:
-                logger.error("failed to synchronize plugin %s: %s", plugin.name, exc)
-                return
+                raise AdaptationError(f"failed to synchronize plugin {plugin.name}: {exc}") from exc
             await self._apply_sync_updates(updates, f"plugin {plugin.name}")
             if plugin.closed or self._stopping:
-                return
+                raise AdaptationError(
+                    f"plugin {plugin.name} closed during synchronization"
+                    if plugin.closed
+                    else f"plugin {plugin.name} connected while the adaptation is stopping"
+                )
             async with self._lock:
                 self._add_plugin(plugin)
             logger.info("plugin %s connected and synchronized", plugin.name)
+            return plugin.info()
 
     async def _plugin_update(
         self, plugin: PluginConnection, request: pb.UpdateContainersRequest
@@ -623,11 +647,12 @@ class Adaptation:
             result = CreateResult(request)
             for plugin in plugins:
                 reply = await plugin.event(
-                    pb.CREATE_CONTAINER, "CreateContainer", request, pb.CreateContainerResponse
+                    pb.CREATE_CONTAINER, CREATE_CONTAINER, request, pb.CreateContainerResponse
                 )
                 if reply is not None:
                     result.apply(plugin.name, reply)
             response = result.response()
+            self._report(CREATE_CONTAINER, result)
             validators = [
                 p
                 for p in self._plugins
@@ -675,10 +700,11 @@ class Adaptation:
             result = UpdateResult(request)
             for plugin in list(self._plugins):
                 reply = await plugin.event(
-                    pb.UPDATE_CONTAINER, "UpdateContainer", request, pb.UpdateContainerResponse
+                    pb.UPDATE_CONTAINER, UPDATE_CONTAINER, request, pb.UpdateContainerResponse
                 )
                 if reply is not None:
                     result.apply(plugin.name, reply)
+            self._report(UPDATE_CONTAINER, result)
             return result.response()
 
     async def post_update_container(self, request: pb.PostUpdateContainerRequest) -> None:
@@ -696,11 +722,20 @@ class Adaptation:
             result = StopResult(request)
             for plugin in list(self._plugins):
                 reply = await plugin.event(
-                    pb.STOP_CONTAINER, "StopContainer", request, pb.StopContainerResponse
+                    pb.STOP_CONTAINER, STOP_CONTAINER, request, pb.StopContainerResponse
                 )
                 if reply is not None:
                     result.apply(plugin.name, reply)
+            self._report(STOP_CONTAINER, result)
             return result.response()
+
+    def _report(self, event: str, result: CreateResult | UpdateResult | StopResult) -> None:
+        if self._on_result is None:
+            return
+        try:
+            self._on_result(event, result.owners)
+        except Exception:
+            logger.exception("result hook %r failed for %s", self._on_result, event)
 
     async def remove_container(self, request: pb.RemoveContainerRequest) -> None:
         """Relay RemoveContainer; raises PluginError if a plugin fails it."""

@@ -1,0 +1,240 @@
+"""MockRuntime: real adaptation, real sockets, specs adjusted and updated by plugins."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nri.adaptation import ConflictError, PluginError
+from nri.api import Adjustment, Update
+from nri.api import api_pb2 as pb
+from nri.mock import MockRuntime, PluginLaunchError
+from nri.stub import Plugin
+
+RECORDER = Path(__file__).parent / "adaptation_plugins" / "recorder.py"
+
+
+class EnvSetter(Plugin):
+    """Adds one env var to every container and remembers what it saw."""
+
+    def __init__(self, var: str = "HELLO", value: str = "world") -> None:
+        self.var, self.value = var, value
+        self.synced: list[str] = []
+        self.removed: list[str] = []
+
+    def synchronize(self, pods: Any, containers: Any) -> None:
+        self.synced = [c.name for c in containers]
+
+    def create_container(self, pod: pb.PodSandbox, container: pb.Container) -> Any:
+        return Adjustment().add_env(self.var, self.value).add_annotation("seen-by", self.var)
+
+    def remove_container(self, pod: pb.PodSandbox, container: pb.Container) -> None:
+        self.removed.append(container.name)
+
+
+class Squeezer(Plugin):
+    """Pins each new container to CPU 0 and moves every other container to CPU 1."""
+
+    def __init__(self) -> None:
+        self.live: list[str] = []
+
+    def create_container(self, pod: pb.PodSandbox, container: pb.Container) -> Any:
+        changes: list[Any] = [Adjustment().set_linux_cpuset_cpus("0")]
+        changes += [Update(cid).set_linux_cpuset_cpus("1") for cid in self.live]
+        self.live.append(container.id)
+        return changes
+
+    def stop_container(self, pod: pb.PodSandbox, container: pb.Container) -> Any:
+        self.live.remove(container.id)
+        return [Update(cid).set_linux_cpuset_cpus("0-1") for cid in self.live]
+
+
+class Evicter(Plugin):
+    """Evicts the first container when a second one is created."""
+
+    def __init__(self) -> None:
+        self.first: str | None = None
+
+    def create_container(self, pod: pb.PodSandbox, container: pb.Container) -> Any:
+        if self.first is None:
+            self.first = container.id
+            return None
+        return pb.ContainerEviction(container_id=self.first, reason="make room")
+
+
+async def test_in_process_plugin_adjusts_the_stored_spec(tmp_path: Path) -> None:
+    plugin = EnvSetter()
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        await rt.add_plugin(plugin, name="env", idx="10")
+        assert [p.full_name for p in rt.plugins] == ["10-env"]
+        pod = await rt.run_pod("web", labels={"app": "web"})
+        ctr = await rt.create_container(pod, "app", args=["sleep", "1"], env={"A": "1"})
+        assert ctr.spec["process"]["args"] == ["sleep", "1"]
+        assert "A=1" in ctr.spec["process"]["env"]
+        assert "HELLO=world" in ctr.spec["process"]["env"]
+        assert ctr.spec["annotations"]["seen-by"] == "HELLO"
+        assert ctr.owners == {"Annotations:seen-by": "10-env", "Env:HELLO": "10-env"}
+        create = next(r for r in rt.history if r.event == "CreateContainer")
+        assert {(c.field, c.key, c.plugin) for c in create.changes} == {
+            ("Env", "HELLO", "10-env"),
+            ("Annotations", "seen-by", "10-env"),
+        }
+        before, after = create.specs[ctr.id]
+        assert "HELLO=world" not in before["process"]["env"]
+        assert after == ctr.spec
+        json.dumps([r.to_data() for r in rt.history])  # JSON-ready
+        await rt.start_container(ctr)
+        assert ctr.state == pb.CONTAINER_RUNNING
+        await rt.remove_pod(pod)
+        assert plugin.removed == ["app"]
+        assert not rt.containers and not rt.pods
+        assert [r.event for r in rt.history] == [
+            "RunPodSandbox",
+            "CreateContainer",
+            "PostCreateContainer",
+            "StartContainer",
+            "PostStartContainer",
+            "StopContainer",
+            "StopPodSandbox",
+            "RemoveContainer",
+            "RemovePodSandbox",
+        ]
+
+
+async def test_existing_state_is_synchronized_to_new_plugins(tmp_path: Path) -> None:
+    plugin = EnvSetter()
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        pod = rt.add_existing_pod("db")
+        rt.add_existing_container(pod, "postgres", args=["postgres"])
+        await rt.add_plugin(plugin, name="env", idx="10")
+        assert plugin.synced == ["postgres"]
+        assert rt.history == []
+
+
+async def test_updates_to_other_containers_are_applied(tmp_path: Path) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        await rt.add_plugin(Squeezer(), name="squeeze", idx="20")
+        pod = await rt.run_pod("web")
+        first = await rt.create_container(pod, "one")
+        assert first.spec["linux"]["resources"]["cpu"]["cpus"] == "0"
+        second = await rt.create_container(pod, "two")
+        assert second.spec["linux"]["resources"]["cpu"]["cpus"] == "0"
+        assert first.spec["linux"]["resources"]["cpu"]["cpus"] == "1"
+        create = [r for r in rt.history if r.event == "CreateContainer"][-1]
+        assert set(create.specs) == {first.id, second.id}
+        await rt.stop_container(second)
+        assert first.spec["linux"]["resources"]["cpu"]["cpus"] == "0-1"
+
+
+async def test_unsolicited_updates_are_applied_and_recorded(tmp_path: Path) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        stub = await rt.add_plugin(EnvSetter(), name="env", idx="10")
+        pod = await rt.run_pod("web")
+        ctr = await rt.create_container(pod, "app")
+        failed = await stub.update_containers(
+            [Update(ctr.id).set_linux_memory_limit(1 << 30), Update("nope").set_linux_cpu_shares(2)]
+        )
+        assert [u.container_id for u in failed] == ["nope"]
+        assert ctr.spec["linux"]["resources"]["memory"]["limit"] == 1 << 30
+        record = rt.history[-1]
+        assert record.event == "UpdateContainers"
+        assert set(record.specs) == {ctr.id}
+        assert record.failed_updates == ["nope"]
+
+
+async def test_evictions_stop_and_remove_the_container(tmp_path: Path) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        await rt.add_plugin(Evicter(), name="evict", idx="10")
+        pod = await rt.run_pod("web")
+        first = await rt.create_container(pod, "one")
+        await rt.create_container(pod, "two")
+        assert first.id not in rt.containers
+        events = [r.event for r in rt.history]
+        assert events[-4:] == [
+            "EvictContainer",
+            "StopContainer",
+            "RemoveContainer",
+            "PostCreateContainer",
+        ]
+        create = [r for r in rt.history if r.event == "CreateContainer"][-1]
+        assert create.evicted == [(first.id, "make room")]
+
+
+async def test_conflicting_plugins_fail_creation_and_keep_nothing(tmp_path: Path) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        await rt.add_plugin(EnvSetter("X", "1"), name="one", idx="10")
+        await rt.add_plugin(EnvSetter("X", "2"), name="two", idx="20")
+        pod = await rt.run_pod("web")
+        with pytest.raises(ConflictError, match="both tried to set"):
+            await rt.create_container(pod, "app")
+        assert rt.containers == {}
+        assert rt.history[-1].event == "CreateContainer"
+        assert "both tried to set" in (rt.history[-1].error or "")
+
+
+async def test_launch_plugin_subprocess_registers_and_serves(tmp_path: Path) -> None:
+    record = tmp_path / "record.txt"
+    config = tmp_path / "recorder.yaml"
+    config.write_text(f"record: {record}\n")
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        handle = await rt.launch_plugin(
+            [sys.executable, str(RECORDER), "--config", str(config)], name="rec", idx="30"
+        )
+        assert handle.info.full_name == "30-rec"
+        assert handle.info.pid is None or handle.info.pid > 0
+        pod = await rt.run_pod("web")
+        ctr = await rt.create_container(pod, "app")
+        assert "ADDED_BY_30=30-rec" in ctr.spec["process"]["env"]
+    assert handle.process.returncode is not None  # closed with the runtime
+    lines = record.read_text().splitlines()
+    assert f"CreateContainer {ctr.id}" in lines
+
+
+async def test_launch_plugin_reports_early_exit_with_stderr(tmp_path: Path) -> None:
+    code = "import sys; sys.stderr.write('bad config: nope\\n'); sys.exit(4)"
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        with pytest.raises(PluginLaunchError, match="exited with status 4") as info:
+            await rt.launch_plugin([sys.executable, "-c", code])
+        assert "bad config: nope" in str(info.value)
+        with pytest.raises(PluginLaunchError, match="cannot start"):
+            await rt.launch_plugin("/nonexistent/plugin --idx 10")
+
+
+async def test_launch_plugin_times_out_naming_the_command(tmp_path: Path) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        with pytest.raises(TimeoutError, match="did not register within 0.5s"):
+            await rt.launch_plugin(
+                [sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5
+            )
+
+
+async def test_failing_plugin_fails_the_event_not_the_runtime(tmp_path: Path) -> None:
+    config = tmp_path / "recorder.yaml"
+    config.write_text("mode: fail\n")
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        await rt.launch_plugin(
+            [sys.executable, str(RECORDER), "--config", str(config)], name="bad", idx="10"
+        )
+        pod = await rt.run_pod("web")
+        with pytest.raises(PluginError, match="told to fail"):
+            await rt.create_container(pod, "app")
+        assert rt.containers == {}
+        await asyncio.sleep(0)
+        assert [p.full_name for p in rt.plugins] == ["10-bad"]
+
+
+async def test_lookup_by_name_and_errors(tmp_path: Path) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock", disable_connections=True) as rt:
+        pod = await rt.run_pod("web")
+        ctr = await rt.create_container("web", "app")
+        assert rt.container("app") is ctr and rt.pod(pod.id) is pod
+        await rt.create_container(pod, "app")
+        with pytest.raises(KeyError, match="ambiguous"):
+            rt.container("app")
+        with pytest.raises(KeyError, match="no pod 'db'"):
+            rt.pod("db")
