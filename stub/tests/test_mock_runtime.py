@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nri.adaptation import ConflictError, PluginError
+from nri.adaptation import ConflictError, PluginError, ValidationError
 from nri.api import Adjustment, Update
 from nri.api import api_pb2 as pb
 from nri.mock import MockRuntime, PluginLaunchError
@@ -238,3 +238,25 @@ async def test_lookup_by_name_and_errors(tmp_path: Path) -> None:
             rt.container("app")
         with pytest.raises(KeyError, match="no pod 'db'"):
             rt.pod("db")
+
+
+class HangingValidator(Plugin):
+    """A validator that never answers."""
+
+    async def validate_container_adjustment(self, request: Any) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_validator_missing_its_deadline_fails_creation_and_is_closed(
+    tmp_path: Path,
+) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock", request_timeout=0.3) as rt:
+        await rt.add_plugin(EnvSetter(), name="env", idx="10")
+        await rt.add_plugin(HangingValidator(), name="slow", idx="90")
+        pod = await rt.run_pod("web")
+        with pytest.raises(ValidationError, match="validator plugin 90-slow failed"):
+            await rt.create_container(pod, "app")
+        assert rt.containers == {}
+        assert [p.full_name for p in rt.plugins] == ["10-env"]
+        ctr = await rt.create_container(pod, "app")  # the runtime goes on without it
+        assert "HELLO=world" in ctr.spec["process"]["env"]
