@@ -173,8 +173,12 @@ async def test_conflicting_plugins_fail_creation_and_keep_nothing(tmp_path: Path
         with pytest.raises(ConflictError, match="both tried to set"):
             await rt.create_container(pod, "app")
         assert rt.containers == {}
-        assert rt.history[-1].event == "CreateContainer"
-        assert "both tried to set" in (rt.history[-1].error or "")
+        create, stop, remove = rt.history[-3:]
+        assert create.event == "CreateContainer"
+        assert "both tried to set" in (create.error or "")
+        # As containerd does, the failed creation is undone with Stop and Remove.
+        assert (stop.event, remove.event) == ("StopContainer", "RemoveContainer")
+        assert stop.container_id == remove.container_id == create.container_id
 
 
 async def test_launch_plugin_subprocess_registers_and_serves(tmp_path: Path) -> None:

@@ -6,46 +6,19 @@ The helper itself is tested here: the upstream good examples validate, the bad o
 from __future__ import annotations
 
 import copy
-import functools
 import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
 import pytest
-import referencing
-from referencing.jsonschema import DRAFT4
+
+from conftest import check_oci_spec as assert_valid_spec
+from conftest import oci_schema_errors as schema_errors
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "oci-runtime-spec"
-SCHEMA_DIR = DATA / "schema"
 EXAMPLES = DATA / "examples"
 
-
-@functools.cache
-def _validator() -> jsonschema.Draft4Validator:
-    resources = []
-    for path in sorted(SCHEMA_DIR.glob("*.json")):
-        contents = json.loads(path.read_text())
-        resources.append((path.as_uri(), DRAFT4.create_resource(contents)))
-    registry: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
-    root = json.loads((SCHEMA_DIR / "config-schema.json").read_text())
-    # draft-04 names the base URI "id"; relative $refs ("defs.json#/...") resolve against it
-    root["id"] = (SCHEMA_DIR / "config-schema.json").as_uri()
-    return jsonschema.Draft4Validator(root, registry=registry)
-
-
-def schema_errors(spec: dict[str, Any]) -> list[str]:
-    """Return every schema violation of ``spec`` (empty if it is a valid OCI config)."""
-    return [
-        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-        for e in _validator().iter_errors(spec)
-    ]
-
-
-def assert_valid_spec(spec: dict[str, Any]) -> None:
-    """Fail with every violation if ``spec`` does not validate against the OCI schema."""
-    errors = schema_errors(spec)
-    assert not errors, "spec is not OCI runtime-spec 1.3.0 valid:\n" + "\n".join(errors)
+__all__ = ["GOOD", "assert_valid_spec", "load_example", "schema_errors"]
 
 
 def load_example(name: str) -> dict[str, Any]:

@@ -1,129 +1,150 @@
-"""End to end: the nri-device-injector command against a scripted runtime on a unix socket."""
+"""End to end: the device-injector in the mock runtime, checked on the resulting OCI specs."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
+import os
+import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from google.protobuf.message import Message
+from nri_device_injector import Config, DeviceInjector
 
-from nri.api import pb
-from nri.net import PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN, Mux
-from nri.ttrpc import Client, Method, Server, StatusError
+from nri.adaptation import PluginError
+from nri.api import api_pb2 as pb
+from nri.api import mask_of
+from nri.mock import MockRuntime
 
-PLUGIN = "nri.pkg.api.v1alpha1.Plugin"
-RUNTIME = "nri.pkg.api.v1alpha1.Runtime"
+SpecCheck = Callable[[dict[str, Any]], None]
+
+ANNOTATIONS = {
+    "devices.noderesource.dev/container.c0": """
+- path: /dev/nri-null
+  type: c
+  major: 1
+  minor: 3
+  file_mode: 0666
+- path: /dev/zero
+- path: /dev/my-full
+  host_path: /dev/full
+""",
+    "cdi-devices.noderesource.dev/container.c1": "- vendor0.com/device=null\n",
+    "mounts.nri.io/pod": "- source: /tmp/src\n  destination: /mnt/dst\n  type: bind\n"
+    "  options: [rbind, rw]\n",
+    "io-priority.noderesource.dev/container.c0": "class: IOPRIO_CLASS_BE\npriority: 4\n",
+    "devices.nri.io/container.bad": "- path: /dev/x\n  type: c\n",
+}
+
+MOUNT = {
+    "destination": "/mnt/dst",
+    "source": "/tmp/src",
+    "type": "bind",
+    "options": ["rbind", "rw"],
+}
+
+
+def host_device(path: str, injected_as: str) -> dict[str, Any]:
+    """The OCI device the plugin should inject for the host node ``path``."""
+    st = os.stat(path)
+    device: dict[str, Any] = {
+        "path": injected_as,
+        "type": "c",
+        "major": os.major(st.st_rdev),
+        "minor": os.minor(st.st_rdev),
+        "fileMode": stat.S_IMODE(st.st_mode),
+    }
+    # as upstream, zero owner ids are left unset
+    device.update({k: v for k, v in (("uid", st.st_uid), ("gid", st.st_gid)) if v})
+    return device
 
 
 @pytest.mark.timeout(30)
-async def test_plugin_process_injects_and_rejects(tmp_path: Path) -> None:
-    path = tmp_path / "nri.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    listener.listen()
-    listener.setblocking(False)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "nri_device_injector",
-        "--socket-path", str(path), "--idx", "20", "--name", "device-injector",
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    mux: Mux | None = None
-    try:
-        loop = asyncio.get_running_loop()
-        conn, _ = await loop.sock_accept(listener)
-        mux = await Mux.from_socket(conn)
-        registered: asyncio.Future[pb.RegisterPluginRequest] = loop.create_future()
-
-        async def register(request: Message) -> Message:
-            assert isinstance(request, pb.RegisterPluginRequest)
-            registered.set_result(request)
-            return pb.Empty()
-
-        async def update(request: Message) -> Message:
-            return pb.UpdateContainersResponse()
-
-        server = Server()
-        server.register(
-            RUNTIME,
-            {
-                "RegisterPlugin": Method(pb.RegisterPluginRequest, register),
-                "UpdateContainers": Method(pb.UpdateContainersRequest, update),
-            },
+async def test_launched_plugin_injects_into_the_spec_and_rejects_bad_annotations(
+    tmp_path: Path, assert_valid_oci_spec: SpecCheck
+) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        handle = await rt.launch_plugin(
+            [sys.executable, "-m", "nri_device_injector"], name="device-injector", idx="20"
         )
-        client = Client()
-        mux.open(PLUGIN_SERVICE_CONN, client)
-        mux.open(RUNTIME_SERVICE_CONN, server.connection())
+        assert handle.info.full_name == "20-device-injector"
+        assert handle.info.events == mask_of(pb.CREATE_CONTAINER)
+        pod = await rt.run_pod("p", namespace="ns", annotations=ANNOTATIONS)
 
-        reg = await registered
-        assert (reg.plugin_name, reg.plugin_idx) == ("device-injector", "20")
-        configured = await client.call(
-            PLUGIN, "Configure",
-            pb.ConfigureRequest(runtime_name="scripted", runtime_version="1.0",
-                                registration_timeout=5000, request_timeout=2000),
-            pb.ConfigureResponse, timeout=5,
-        )  # fmt: skip
-        assert configured.events == 1 << (pb.CREATE_CONTAINER - 1)
-        await client.call(
-            PLUGIN, "Synchronize", pb.SynchronizeRequest(), pb.SynchronizeResponse, timeout=5
-        )
-
-        pod = pb.PodSandbox(
-            id="pod-0",
-            name="p",
-            namespace="ns",
-            annotations={
-                "devices.noderesource.dev/container.c0": "- path: /dev/zero\n",
-                "mounts.nri.io/pod": "- source: /s\n  destination: /d\n  options: [ro]\n",
-                "devices.nri.io/container.bad": "- path: /dev/x\n  type: c\n",
-            },
-        )
-        reply = await client.call(
-            PLUGIN, "CreateContainer",
-            pb.CreateContainerRequest(pod=pod, container=pb.Container(id="c-0", name="c0")),
-            pb.CreateContainerResponse, timeout=5,
-        )  # fmt: skip
-        (device,) = reply.adjust.linux.devices
-        assert (device.path, device.type, device.major, device.minor) == ("/dev/zero", "c", 1, 5)
-        assert list(reply.adjust.mounts) == [
-            pb.Mount(source="/s", destination="/d", options=["ro"])
+        c0 = await rt.create_container(pod, "c0", args=["sleep", "inf"])
+        linux = c0.spec["linux"]
+        assert linux["devices"] == [
+            {"path": "/dev/nri-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
+            host_device("/dev/zero", "/dev/zero"),
+            host_device("/dev/full", "/dev/my-full"),
         ]
+        assert linux["resources"]["devices"] == [  # as upstream: "rw" for character devices
+            {"allow": True, "type": "c", "major": 1, "minor": minor, "access": "rw"}
+            for minor in (3, 5, 7)
+        ]
+        assert c0.spec["process"]["ioPriority"] == {"class": "IOPRIO_CLASS_BE", "priority": 4}
+        assert c0.spec["mounts"][-1] == MOUNT
+        assert c0.adjustment is not None and not c0.adjustment.CDI_devices
+        assert_valid_oci_spec(c0.spec)
 
-        with pytest.raises(StatusError) as info:
-            await client.call(
-                PLUGIN, "CreateContainer",
-                pb.CreateContainerRequest(pod=pod, container=pb.Container(id="c-1", name="bad")),
-                pb.CreateContainerResponse, timeout=5,
-            )  # fmt: skip
-        message = info.value.message
+        c1 = await rt.create_container(pod, "c1")
+        assert c1.adjustment is not None
+        assert [d.name for d in c1.adjustment.CDI_devices] == ["vendor0.com/device=null"]
+        assert "devices" not in c1.spec["linux"]  # CDI names are left to the runtime
+        assert c1.spec["mounts"][-1] == MOUNT  # the pod-level mount reaches every container
+        assert_valid_oci_spec(c1.spec)
+
+        with pytest.raises(PluginError) as failure:
+            await rt.create_container(pod, "bad")
+        message = str(failure.value)
         assert "pod ns/p, container bad" in message
-        assert "'devices.nri.io/container.bad'" in message
+        assert "annotation 'devices.nri.io/container.bad', entry #0" in message
         assert "missing mandatory field(s): major, minor" in message
+        assert "bad" not in {c.name for c in rt.containers.values()}
+        assert "missing mandatory field(s)" in (rt.last("CreateContainer").error or "")
 
-        # the plugin survived the failure
-        reply = await client.call(
-            PLUGIN, "CreateContainer",
-            pb.CreateContainerRequest(pod=pod, container=pb.Container(id="c-2", name="c0")),
-            pb.CreateContainerResponse, timeout=5,
-        )  # fmt: skip
-        assert len(reply.adjust.linux.devices) == 1
+        again = await rt.create_container(pod, "c0")  # the plugin survived the failure
+        assert again.spec["linux"]["devices"] == linux["devices"]
+        assert [p.full_name for p in rt.plugins] == ["20-device-injector"]
 
-        mux.close()
-        await mux.wait_closed()
-        mux = None
-        await asyncio.wait_for(proc.wait(), 10)
-        assert proc.returncode == 1  # the runtime went away
-    finally:
-        if mux is not None:
-            mux.close()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        assert proc.stderr is not None
-        with contextlib.suppress(Exception):
-            stderr = (await proc.stderr.read()).decode()
-            print(stderr)
-        listener.close()
+
+async def test_udev_match_expands_to_host_devices(
+    tmp_path: Path, assert_valid_oci_spec: SpecCheck
+) -> None:
+    match = '- match: {subsystem: mem, attributes: {dev: "1:7"}}\n  file_mode: 0600\n'
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        await rt.add_plugin(DeviceInjector(), name="device-injector", idx="20")
+        pod = await rt.run_pod("p", annotations={"devices.noderesource.dev/pod": match})
+        ctr = await rt.create_container(pod, "app")
+        expected = host_device("/dev/full", "/dev/full") | {"fileMode": 0o600}
+        assert ctr.spec["linux"]["devices"] == [expected]
+        assert ctr.spec["linux"]["resources"]["devices"] == [
+            {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rw"}
+        ]
+        assert_valid_oci_spec(ctr.spec)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "problem"),
+    [
+        ({"devices.noderesource.dev": "- path: /dev/zero\n"}, "host lookup is disabled"),
+        (
+            {"mounts.noderesource.dev/pod": "- source: /a\n"},
+            "missing mandatory field 'destination'",
+        ),
+        ({"cdi-devices.nri.io": "vendor.com/dev=x"}, "expected a YAML list of CDI device names"),
+        ({"devices.nri.io/pod": "- [unclosed"}, "invalid YAML"),
+    ],
+)
+async def test_invalid_annotations_fail_creation_and_keep_nothing(
+    tmp_path: Path, annotations: dict[str, str], problem: str
+) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        plugin = DeviceInjector(Config(host_lookup=False))
+        await rt.add_plugin(plugin, name="device-injector", idx="20")
+        pod = await rt.run_pod("p", annotations=annotations)
+        with pytest.raises(PluginError, match="pod default/p, container app: annotation '"):
+            await rt.create_container(pod, "app")
+        assert problem in (rt.last("CreateContainer").error or "")
+        assert rt.containers == {}

@@ -1,126 +1,80 @@
-"""End to end: the nri-ulimit-adjuster command against a scripted runtime on a unix socket."""
+"""End to end: nri-ulimit-adjuster launched by the mock runtime, checked on the OCI specs."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from google.protobuf.message import Message
 
-from nri.api import pb
-from nri.net import PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN, Mux
-from nri.ttrpc import Client, Method, Server, StatusError
+from nri.adaptation import PluginError
+from nri.api import api_pb2 as pb
+from nri.api import mask_of
+from nri.mock import DEFAULT_PATH_ENV, MockRuntime
 
-PLUGIN = "nri.pkg.api.v1alpha1.Plugin"
-RUNTIME = "nri.pkg.api.v1alpha1.Runtime"
+ANNOTATIONS = {
+    "ulimits.noderesource.dev/container.c0": """
+- type: nofile
+  soft: 1024
+  hard: 4096
+- type: RLIMIT_MEMLOCK
+  soft: 645321
+  hard: 987654
+""",
+    "ulimits.nri.containerd.io/container.c1": "- type: rlimit_nproc\n  hard: 9000\n",
+    "ulimits.nri.containerd.io/container.bad": "- type: RLIMIT_FOO\n",
+    "ulimits.noderesource.dev/container.low": "- {type: core, soft: 2, hard: 1}\n",
+}
+
+# a CRI runtime's default, which the annotation replaces
+BASE_PROCESS = {
+    "cwd": "/",
+    "user": {"uid": 0, "gid": 0},
+    "args": ["sleep", "inf"],
+    "env": [DEFAULT_PATH_ENV],
+    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+}
 
 
 @pytest.mark.timeout(30)
-async def test_plugin_process_adjusts_and_rejects(tmp_path: Path) -> None:
-    path = tmp_path / "nri.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    listener.listen()
-    listener.setblocking(False)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "nri_ulimit_adjuster",
-        "--socket-path", str(path), "--idx", "30", "--name", "ulimit-adjuster",
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    mux: Mux | None = None
-    try:
-        loop = asyncio.get_running_loop()
-        conn, _ = await loop.sock_accept(listener)
-        mux = await Mux.from_socket(conn)
-        registered: asyncio.Future[pb.RegisterPluginRequest] = loop.create_future()
-
-        async def register(request: Message) -> Message:
-            assert isinstance(request, pb.RegisterPluginRequest)
-            registered.set_result(request)
-            return pb.Empty()
-
-        async def update(request: Message) -> Message:
-            return pb.UpdateContainersResponse()
-
-        server = Server()
-        server.register(
-            RUNTIME,
-            {
-                "RegisterPlugin": Method(pb.RegisterPluginRequest, register),
-                "UpdateContainers": Method(pb.UpdateContainersRequest, update),
-            },
+async def test_launched_plugin_sets_rlimits_and_rejects_bad_annotations(
+    tmp_path: Path, assert_valid_oci_spec: Callable[[dict[str, Any]], None]
+) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        handle = await rt.launch_plugin(
+            [sys.executable, "-m", "nri_ulimit_adjuster", "--verbose"],
+            name="ulimit-adjuster",
+            idx="30",
         )
-        client = Client()
-        mux.open(PLUGIN_SERVICE_CONN, client)
-        mux.open(RUNTIME_SERVICE_CONN, server.connection())
+        assert handle.info.events == mask_of(pb.CREATE_CONTAINER)
+        pod = await rt.run_pod("p", namespace="ns", annotations=ANNOTATIONS)
 
-        reg = await registered
-        assert (reg.plugin_name, reg.plugin_idx) == ("ulimit-adjuster", "30")
-        configured = await client.call(
-            PLUGIN, "Configure",
-            pb.ConfigureRequest(runtime_name="scripted", runtime_version="1.0",
-                                registration_timeout=5000, request_timeout=2000),
-            pb.ConfigureResponse, timeout=5,
-        )  # fmt: skip
-        assert configured.events == 1 << (pb.CREATE_CONTAINER - 1)
-        await client.call(
-            PLUGIN, "Synchronize", pb.SynchronizeRequest(), pb.SynchronizeResponse, timeout=5
-        )
-
-        pod = pb.PodSandbox(
-            id="pod-0",
-            name="p",
-            namespace="ns",
-            annotations={
-                "ulimits.noderesource.dev/container.c0": "- type: nofile\n  soft: 1024\n  hard: 4096\n",
-                "ulimits.nri.containerd.io/container.bad": "- type: RLIMIT_FOO\n",
-            },
-        )
-        reply = await client.call(
-            PLUGIN, "CreateContainer",
-            pb.CreateContainerRequest(pod=pod, container=pb.Container(id="c-0", name="c0")),
-            pb.CreateContainerResponse, timeout=5,
-        )  # fmt: skip
-        assert list(reply.adjust.rlimits) == [
-            pb.POSIXRlimit(type="RLIMIT_NOFILE", hard=4096, soft=1024)
+        c0 = await rt.create_container(pod, "c0", spec={"process": BASE_PROCESS})
+        assert c0.spec["process"]["rlimits"] == [
+            {"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 1024},
+            {"type": "RLIMIT_MEMLOCK", "hard": 987654, "soft": 645321},
         ]
+        c1 = await rt.create_container(pod, "c1")
+        assert c1.spec["process"]["rlimits"] == [{"type": "RLIMIT_NPROC", "hard": 9000, "soft": 0}]
+        other = await rt.create_container(pod, "other")
+        assert "rlimits" not in other.spec["process"]
+        for ctr in (c0, c1, other):
+            assert_valid_oci_spec(ctr.spec)
 
-        with pytest.raises(StatusError) as info:
-            await client.call(
-                PLUGIN, "CreateContainer",
-                pb.CreateContainerRequest(pod=pod, container=pb.Container(id="c-1", name="bad")),
-                pb.CreateContainerResponse, timeout=5,
-            )  # fmt: skip
-        message = info.value.message
-        assert "pod ns/p, container bad" in message
-        assert "'ulimits.nri.containerd.io/container.bad'" in message
-        assert "failed to parse type: 'RLIMIT_FOO'" in message
+        for name, problem in (
+            ("bad", "annotation 'ulimits.nri.containerd.io/container.bad', entry #0: "
+                    "failed to parse type: 'RLIMIT_FOO'"),
+            ("low", "ulimit 'RLIMIT_CORE' must have hard limit >= soft limit"),
+        ):  # fmt: skip
+            with pytest.raises(PluginError, match=f"pod ns/p, container {name}: "):
+                await rt.create_container(pod, name)
+            assert problem in (rt.last("CreateContainer").error or "")
+            assert name not in {c.name for c in rt.containers.values()}
 
-        # the plugin survived the failure
-        reply = await client.call(
-            PLUGIN, "CreateContainer",
-            pb.CreateContainerRequest(pod=pod, container=pb.Container(id="c-2", name="c0")),
-            pb.CreateContainerResponse, timeout=5,
-        )  # fmt: skip
-        assert len(reply.adjust.rlimits) == 1
-
-        mux.close()
-        await mux.wait_closed()
-        mux = None
-        await asyncio.wait_for(proc.wait(), 10)
-        assert proc.returncode == 1  # the runtime went away
-    finally:
-        if mux is not None:
-            mux.close()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        assert proc.stderr is not None
-        with contextlib.suppress(Exception):
-            stderr = (await proc.stderr.read()).decode()
-            print(stderr)
-        listener.close()
+        again = await rt.create_container(pod, "c0")  # the plugin survived the failures
+        assert len(again.spec["process"]["rlimits"]) == 2
+        assert [p.full_name for p in rt.plugins] == ["30-ulimit-adjuster"]
+        log = handle.stderr.decode()  # written before the replies: read by now
+        assert "p/c0: adjusting RLIMIT_NOFILE: soft 1024, hard 4096" in log

@@ -464,6 +464,13 @@ class MockRuntime:
 
     # -- lookups -----------------------------------------------------------------------------
 
+    def last(self, event: str) -> EventRecord:
+        """The most recent record of ``event`` (``"CreateContainer"``, ...) in :attr:`history`."""
+        for record in reversed(self.history):
+            if record.event == event:
+                return record
+        raise LookupError(f"no {event} event recorded (events: {[r.event for r in self.history]})")
+
     def pod(self, ref: MockPod | str) -> MockPod:
         """Find a pod by object, ID or name; KeyError if unknown or ambiguous."""
         if isinstance(ref, MockPod):
@@ -771,6 +778,7 @@ class MockRuntime:
         except Exception as exc:
             record.error = str(exc) or type(exc).__name__
             self.containers.pop(ctr.id, None)
+            await self._undo_create(the_pod, ctr)
             raise
         await self._evict_from(record, response.evict)
         await self._recorded(
@@ -780,6 +788,30 @@ class MockRuntime:
             ),
         )
         return ctr
+
+    async def _undo_create(self, pod: MockPod, ctr: MockContainer) -> None:
+        # Like containerd: a failed creation is followed by StopContainer and RemoveContainer,
+        # so plugins can release what they set aside for the container.
+        ctr.state = pb.CONTAINER_STOPPED
+        undo = (
+            (
+                "StopContainer",
+                self.adaptation.stop_container(
+                    pb.StopContainerRequest(pod=pod.to_proto(), container=ctr.to_proto())
+                ),
+            ),
+            (
+                "RemoveContainer",
+                self.adaptation.remove_container(
+                    pb.RemoveContainerRequest(pod=pod.to_proto(), container=ctr.to_proto())
+                ),
+            ),
+        )
+        for event, call in undo:
+            try:
+                await self._recorded(EventRecord(event, pod_id=pod.id, container_id=ctr.id), call)
+            except Exception as exc:
+                logger.warning("undoing the creation of %s: %s failed: %s", ctr.id, event, exc)
 
     async def _evict_from(
         self, record: EventRecord, evictions: Iterable[pb.ContainerEviction]

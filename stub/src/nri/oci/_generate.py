@@ -481,7 +481,8 @@ class SpecGenerator:
         a pids limit of :data:`UNLIMITED_PIDS_LIMIT` removes the pids limit.
         """
         res = self._obj("linux.resources")
-        if r.HasField("cpu"):
+        # Empty cpu/memory parts (runtimes send them initialized) leave the spec untouched.
+        if r.HasField("cpu") and r.cpu.ListFields():
             c = r.cpu
             cpu = _sub(res, "cpu", "linux.resources.cpu")
             for field, key in (
@@ -499,7 +500,7 @@ class SpecGenerator:
                 cpu["realtimeRuntime"] = c.realtime_runtime.value
             if c.HasField("realtime_period"):
                 cpu["realtimePeriod"] = c.realtime_period.value
-        if r.HasField("memory"):
+        if r.HasField("memory") and r.memory.ListFields():
             m = r.memory
             mem = _sub(res, "memory", "linux.resources.memory")
             if m.HasField("limit") and m.limit.value != 0:
