@@ -190,7 +190,7 @@ async def test_launch_plugin_subprocess_registers_and_serves(tmp_path: Path) -> 
             [sys.executable, str(RECORDER), "--config", str(config)], name="rec", idx="30"
         )
         assert handle.info.full_name == "30-rec"
-        assert handle.info.pid is None or handle.info.pid > 0
+        assert handle.info.pid == handle.pid
         pod = await rt.run_pod("web")
         ctr = await rt.create_container(pod, "app")
         assert "ADDED_BY_30=30-rec" in ctr.spec["process"]["env"]

@@ -399,7 +399,9 @@ class MockRuntime:
                 {connect, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if connect in done and connect.exception() is None:
-                handle = PluginProcess(argv, process, connect.result(), stderr)
+                # The adaptation sees the peer of a socket pair this process made: its own pid.
+                info = dataclasses.replace(connect.result(), pid=process.pid)
+                handle = PluginProcess(argv, process, info, stderr)
                 self.processes.append(handle)
                 return handle
             if exited in done or connect in done:
@@ -593,6 +595,8 @@ class MockRuntime:
     ) -> list[pb.ContainerUpdate]:
         failed: list[pb.ContainerUpdate] = []
         for update in updates:
+            if not update.container_id:
+                continue  # the placeholder UpdateContainer ends with when no plugin changed it
             ctr = self.containers.get(update.container_id)
             if ctr is None:
                 record.failed_updates.append(update.container_id)

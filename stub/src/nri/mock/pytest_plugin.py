@@ -1,0 +1,144 @@
+"""pytest fixtures for testing NRI plugins against the mock runtime.
+
+pytest loads this module through the ``pytest11`` entry point of the ``nri`` distribution
+(plugin name ``nri``; ``-p no:nri`` turns it off), so a plugin project that depends on
+``nri`` has the fixtures without any conftest. Nothing starts until a test asks for one.
+
+``nri_runtime``
+    A started :class:`~nri.mock.SyncMockRuntime`: a mock runtime on a temporary socket whose
+    event loop runs in a background thread, for plain (synchronous) tests::
+
+        def test_adds_env(nri_runtime):
+            nri_runtime.launch_plugin("nri-my-plugin --idx 10")  # returns once registered
+            pod = nri_runtime.run_pod("web", annotations={"my-plugin/env": "X=1"})
+            ctr = nri_runtime.create_container(pod, "app")
+            assert "X=1" in ctr.spec["process"]["env"]
+            assert nri_runtime.history[-2].changes[0].plugin == "10-my-plugin"
+
+    Teardown stops in-process plugins and terminates (or kills) plugin commands.
+
+``nri_mock_runtime``
+    The :class:`~nri.mock.MockRuntime` behind ``nri_runtime``, not started: async tests use
+    it directly (``async with nri_mock_runtime as runtime:``). Override this fixture in a
+    conftest to change runtime options for both, e.g. ``MockRuntime(request_timeout=0.5)``.
+
+When a test using either fails, the report gets a section with the stderr of each plugin
+command it launched. Options: ``--nri-registration-timeout=SECONDS`` or the ini option
+``nri_registration_timeout`` (default 10) set how long plugins get to register.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from nri.mock._runtime import MockRuntime
+    from nri.mock._sync import SyncMockRuntime
+
+__all__ = [
+    "DEFAULT_REGISTRATION_TIMEOUT",
+    "REGISTRATION_TIMEOUT_INI",
+    "nri_mock_runtime",
+    "nri_runtime",
+]
+
+REGISTRATION_TIMEOUT_INI = "nri_registration_timeout"
+"""The ini option with the seconds a plugin gets to register."""
+
+DEFAULT_REGISTRATION_TIMEOUT = 10.0
+"""Seconds a plugin gets to register when no option says otherwise."""
+
+_REGISTRATION_TIMEOUT = pytest.StashKey[float]()
+_MOCK_RUNTIME = pytest.StashKey["MockRuntime"]()
+_REPORTED = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--nri-registration-timeout`` and the ini option ``nri_registration_timeout``."""
+    group = parser.getgroup("nri", "NRI plugin tests with the mock runtime")
+    group.addoption(
+        "--nri-registration-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"seconds a plugin gets to register with nri_runtime (default: ini option "
+        f"{REGISTRATION_TIMEOUT_INI}, else {DEFAULT_REGISTRATION_TIMEOUT:g})",
+    )
+    parser.addini(
+        REGISTRATION_TIMEOUT_INI,
+        help="seconds a plugin gets to register with the nri_runtime fixture",
+        default=str(DEFAULT_REGISTRATION_TIMEOUT),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Check the registration timeout options once, before any test runs."""
+    value: float | None = config.getoption("nri_registration_timeout")
+    source = "--nri-registration-timeout"
+    if value is None:
+        raw = config.getini(REGISTRATION_TIMEOUT_INI)
+        source = f"ini option {REGISTRATION_TIMEOUT_INI}"
+        try:
+            value = float(raw)
+        except ValueError:
+            raise pytest.UsageError(
+                f"{source}: expected a number of seconds, got {raw!r}"
+            ) from None
+    if not value > 0:
+        raise pytest.UsageError(f"{source}: expected a positive number of seconds, got {value:g}")
+    config.stash[_REGISTRATION_TIMEOUT] = value
+
+
+@pytest.fixture
+def nri_mock_runtime(request: pytest.FixtureRequest) -> Iterator[MockRuntime]:
+    """A :class:`~nri.mock.MockRuntime`, not started, with the configured registration timeout.
+
+    Use it as ``async with nri_mock_runtime as runtime:`` in async tests. Plugin commands it
+    launched and that are still running at teardown are killed.
+    """
+    from nri.mock._runtime import MockRuntime
+
+    runtime = MockRuntime(registration_timeout=request.config.stash[_REGISTRATION_TIMEOUT])
+    request.node.stash[_MOCK_RUNTIME] = runtime
+    yield runtime
+    for handle in runtime.processes:
+        if handle.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(handle.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def nri_runtime(nri_mock_runtime: MockRuntime) -> Iterator[SyncMockRuntime]:
+    """A started :class:`~nri.mock.SyncMockRuntime` for synchronous tests; closed at teardown."""
+    from nri.mock._sync import SyncMockRuntime
+
+    with SyncMockRuntime(nri_mock_runtime) as runtime:
+        yield runtime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """Attach the plugin commands' stderr to the first failing report of a test."""
+    outcome = yield
+    runtime = item.stash.get(_MOCK_RUNTIME, None)
+    if runtime is None or item.stash.get(_REPORTED, False):
+        return
+    report: pytest.TestReport = outcome.get_result()
+    if not report.failed:
+        return
+    item.stash[_REPORTED] = True
+    for handle in runtime.processes:
+        stderr = bytes(handle.stderr).decode("utf-8", "replace").rstrip()
+        status = handle.process.returncode
+        title = f"nri plugin {shlex.join(handle.command)} (pid {handle.pid}"
+        title += ")" if status is None else f", exit status {status})"
+        report.sections.append((f"{title} stderr", stderr or "(nothing)"))
