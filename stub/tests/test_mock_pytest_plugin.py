@@ -98,7 +98,7 @@ def test_in_process_plugin_test_is_ten_lines(pytester: pytest.Pytester) -> None:
             ctr = nri_runtime.create_container(pod, "app")
             assert "HELLO=web" in ctr.spec["process"]["env"]
             assert ctr.adjustment.env[0].key == "HELLO"
-            create = nri_runtime.history[-2]
+            create = nri_runtime.last("CreateContainer")
             assert [(c.field, c.key, c.plugin) for c in create.changes] == [
                 ("Env", "HELLO", "10-hello")
             ]

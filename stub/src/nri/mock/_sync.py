@@ -286,6 +286,7 @@ class SyncMockRuntime:
     remove_container = _blocking(MockRuntime.remove_container)
     pod = _in_loop(MockRuntime.pod)
     container = _in_loop(MockRuntime.container)
+    last = _in_loop(MockRuntime.last)
 
     def add_existing_pod(self, name: str, **fields: Any) -> MockPod:
         """Add a ready pod without relaying events (plugins see it in Synchronize)."""
