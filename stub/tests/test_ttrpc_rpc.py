@@ -316,6 +316,53 @@ async def test_server_cancels_handler_at_deadline(caplog: pytest.LogCaptureFixtu
         assert svc.deadlines[-1] is not None
 
 
+async def test_calls_with_mixed_timeouts_each_expire_at_their_own_deadline() -> None:
+    svc = EchoService()
+    async with connected(svc.server()) as client:
+        loop = asyncio.get_running_loop()
+        long_call = asyncio.create_task(client.call(SVC, "Block", pb.Empty(), pb.Empty, timeout=30))
+        await svc.started.wait()
+        # A shorter deadline after a longer one, then another after the first expired.
+        for timeout in (0.05, 0.1):
+            started = loop.time()
+            with pytest.raises(DeadlineExceededError, match=f"timeout {timeout:g}s"):
+                await client.call(SVC, "Block", pb.Empty(), pb.Empty, timeout=timeout)
+            assert timeout <= loop.time() - started < 5
+        assert not long_call.done()
+        svc.gate.set()
+        assert await long_call == pb.Empty()
+        assert client._pending == {}
+
+
+async def test_server_deadlines_of_concurrent_requests_are_independent() -> None:
+    svc = EchoService()
+    async with serving(svc.server()) as path, raw_peer(path) as peer:
+        await peer.request(1, "Block", timeout_nano=30_000_000_000)
+        await peer.request(3, "Block", timeout_nano=20_000_000)
+        assert await peer.recv_status() == (3, Code.DEADLINE_EXCEEDED, "context deadline exceeded")
+        assert svc.cancelled == 1
+        svc.gate.set()
+        assert await peer.recv() == (1, MessageType.RESPONSE, 0, b"")
+        assert svc.cancelled == 1
+
+
+async def test_handler_that_ignores_its_deadline_still_answers() -> None:
+    async def stubborn(request: pb.Empty) -> pb.ConfigureRequest:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(30)
+        await asyncio.sleep(0)  # the deadline's cancellation is not pending any more
+        return pb.ConfigureRequest(config="late")
+
+    server = Server()
+    server.register(SVC, {"Stubborn": Method(pb.Empty, stubborn)})
+    async with serving(server) as path, raw_peer(path) as peer:
+        await peer.request(1, "Stubborn", timeout_nano=20_000_000)
+        sid, _, _, data = await peer.recv()
+        response = decode_response(data)
+        assert (sid, response.HasField("status")) == (1, False)
+        assert pb.ConfigureRequest.FromString(response.payload).config == "late"
+
+
 # -- protocol enforcement -------------------------------------------------------------------
 
 

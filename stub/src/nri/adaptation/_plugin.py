@@ -193,6 +193,9 @@ class PluginConnection:
 
     def subscribed(self, event: int) -> bool:
         """Whether the plugin subscribed to ``event``."""
+        if type(event) is int and event > 0:
+            # The bit test of EventMask.__contains__, without its type dispatch.
+            return (self.events >> (event - 1)) & 1 == 1
         return event in self.events
 
     # -- connection --------------------------------------------------------------------------

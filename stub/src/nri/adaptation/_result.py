@@ -20,7 +20,7 @@ Shape quirks kept for parity with upstream:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, MutableSequence, Sequence
 
 from google.protobuf.message import Message
 
@@ -58,6 +58,10 @@ _CPU_OPTIONAL_FIELDS = (
     ("realtime_runtime", _F("CPURealtimeRuntime")),
     ("realtime_period", _F("CPURealtimePeriod")),
 )
+_ANNOTATIONS = _F("Annotations")
+_MOUNTS = _F("Mounts")
+_ENV = _F("Env")
+_DEVICES = _F("Devices")
 _CPU_STRING_FIELDS = (("cpus", _F("CPUSetCPUs")), ("mems", _F("CPUSetMems")))
 _HOOK_KINDS = (
     "prestart",
@@ -85,10 +89,6 @@ def _set(parent: Message, field: str, value: Message) -> None:
     child = getattr(parent, field)
     child.SetInParent()
     child.CopyFrom(value)
-
-
-def _env_key(entry: str) -> str:
-    return entry.split("=", 1)[0]
 
 
 def _new_update(container_id: str, ignore_failure: bool) -> pb.ContainerUpdate:
@@ -344,29 +344,31 @@ class CreateResult(_Collector):
     def _annotations(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
         if not adj.annotations:
             return
-        container, reply = self._request.container, self._adjust
-        removed = [k[1:] for k in adj.annotations if k.startswith("-")]
-        pending = dict.fromkeys(removed)
-        for key, value in adj.annotations.items():
+        container, reply = self._request.container.annotations, self._adjust.annotations
+        cid, owners = self._cid, self._owners
+        items = dict(adj.annotations)
+        pending = dict.fromkeys(k[1:] for k in items if k.startswith("-"))
+        for key, value in items.items():
             if key.startswith("-"):
                 continue
             if key in pending:
-                self._owners.clear(self._cid, _F("Annotations"), plugin, key)
-                if key in container.annotations:
-                    del container.annotations[key]
-                reply.annotations["-" + key] = ""
-            self._owners.claim(self._cid, _F("Annotations"), plugin, key)
-            container.annotations[key] = value
-            reply.annotations[key] = value
+                owners.clear(cid, _ANNOTATIONS, plugin, key)
+                if key in container:
+                    del container[key]
+                reply["-" + key] = ""
+            owners.claim(cid, _ANNOTATIONS, plugin, key)
+            container[key] = value
+            reply[key] = value
             pending.pop(key, None)
         # As upstream: a bare removal is only passed on, without touching the owners.
         for key in pending:
-            reply.annotations["-" + key] = ""
+            reply["-" + key] = ""
 
     def _mounts(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
         if not adj.mounts:
             return
         container, reply = self._request.container, self._adjust
+        cid, owners = self._cid, self._owners
         add: list[pb.Mount] = []
         removed: dict[str, pb.Mount] = {}
         modified: set[str] = set()
@@ -376,14 +378,15 @@ class CreateResult(_Collector):
             else:
                 add.append(mount)
                 modified.add(mount.destination)
-        kept = []
-        for mount in reply.mounts:
-            if mount.destination in removed:
-                self._owners.clear(self._cid, _F("Mounts"), plugin, mount.destination)
-                continue
-            kept.append(mount)
-        _replace(reply.mounts, kept)
-        _replace(
+        if removed:
+            kept = []
+            for mount in reply.mounts:
+                if mount.destination in removed:
+                    owners.clear(cid, _MOUNTS, plugin, mount.destination)
+                    continue
+                kept.append(mount)
+            _replace_if_shorter(reply.mounts, kept)
+        _replace_if_shorter(
             container.mounts,
             [
                 m
@@ -392,7 +395,7 @@ class CreateResult(_Collector):
             ],
         )
         for mount in add:
-            self._owners.claim(self._cid, _F("Mounts"), plugin, mount.destination)
+            owners.claim(cid, _MOUNTS, plugin, mount.destination)
             reply.mounts.append(mount)
         for key, mount in removed.items():
             if key not in modified:
@@ -403,6 +406,7 @@ class CreateResult(_Collector):
         if not adj.env:
             return
         container, reply = self._request.container, self._adjust
+        cid, owners = self._cid, self._owners
         add: list[pb.KeyValue] = []
         removed: set[str] = set()
         modified: set[str] = set()
@@ -412,20 +416,17 @@ class CreateResult(_Collector):
             else:
                 add.append(kv)
                 modified.add(kv.key)
-        kept = []
-        for kv in reply.env:
-            if kv.key in removed:
-                self._owners.clear(self._cid, _F("Env"), plugin, kv.key)
-                continue
-            kept.append(kv)
-        _replace(reply.env, kept)
-        dropped = removed | modified
-        env = [e for e in container.env if _env_key(e) not in dropped]
-        if len(env) != len(container.env):
-            del container.env[:]
-            container.env.extend(env)
+        if removed:
+            kept = []
+            for kv in reply.env:
+                if kv.key in removed:
+                    owners.clear(cid, _ENV, plugin, kv.key)
+                    continue
+                kept.append(kv)
+            _replace_if_shorter(reply.env, kept)
+        _drop_env(container.env, removed | modified)
         for kv in add:
-            self._owners.claim(self._cid, _F("Env"), plugin, kv.key)
+            owners.claim(cid, _ENV, plugin, kv.key)
             reply.env.append(kv)
         container.env.extend(f"{kv.key}={kv.value}" for kv in add)
 
@@ -458,6 +459,7 @@ class CreateResult(_Collector):
         if not linux.devices:
             return
         container, reply = self._request.container.linux, self._adjust.linux
+        cid, owners = self._cid, self._owners
         add: list[pb.LinuxDevice] = []
         removed: set[str] = set()
         modified: set[str] = set()
@@ -467,19 +469,20 @@ class CreateResult(_Collector):
             else:
                 add.append(dev)
                 modified.add(dev.path)
-        kept = []
-        for dev in reply.devices:
-            if dev.path in removed:
-                self._owners.clear(self._cid, _F("Devices"), plugin, dev.path)
-                continue
-            kept.append(dev)
-        _replace(reply.devices, kept)
-        _replace(
+        if removed:
+            kept = []
+            for dev in reply.devices:
+                if dev.path in removed:
+                    owners.clear(cid, _DEVICES, plugin, dev.path)
+                    continue
+                kept.append(dev)
+            _replace_if_shorter(reply.devices, kept)
+        _replace_if_shorter(
             container.devices,
             [d for d in container.devices if d.path not in removed and d.path not in modified],
         )
         for dev in add:
-            self._owners.claim(self._cid, _F("Devices"), plugin, dev.path)
+            owners.claim(cid, _DEVICES, plugin, dev.path)
             reply.devices.append(dev)
         container.devices.extend(add)
 
@@ -604,6 +607,31 @@ def _replace(target: object, items: Sequence[Message]) -> None:
         copies.append(dup)
     del target[:]  # type: ignore[attr-defined]
     target.extend(copies)  # type: ignore[attr-defined]
+
+
+def _replace_if_shorter(target: Sequence[Message], items: Sequence[Message]) -> None:
+    """:func:`_replace` when ``items`` (a filtered ``target``) dropped something."""
+    if len(items) != len(target):
+        _replace(target, items)
+
+
+def _drop_env(env: MutableSequence[str], keys: set[str]) -> None:
+    """Remove the ``KEY=value`` (or bare ``KEY``) entries whose key is in ``keys``."""
+    # An env key never contains "=", so other keys cannot match any entry.
+    keys = {k for k in keys if "=" not in k}
+    if not keys:
+        return
+    current = list(env)
+    # Quick scan for the usual case of only new keys; a NUL inside an entry can only
+    # cause a false hit, which the exact filter below sorts out.
+    joined = "\0" + "\0".join(current) + "\0"
+    if not any(f"\0{k}=" in joined or f"\0{k}\0" in joined for k in keys):
+        return
+    prefixes = tuple(k + "=" for k in keys)
+    kept = [e for e in current if not (e.startswith(prefixes) or e in keys)]
+    if len(kept) != len(current):
+        del env[:]
+        env.extend(kept)
 
 
 class UpdateResult(_Collector):

@@ -33,6 +33,9 @@ logger = logging.getLogger("nri.net.mux")
 #: Frames a virtual connection may hold while its reading is paused (upstream: 256).
 DEFAULT_READ_QUEUE_LENGTH = 256
 
+#: Size of the buffer the trunk is read into (one recv_into call reads at most this much).
+_READ_CHUNK = 64 * 1024
+
 _HEADER = struct.Struct(">II")
 _UCRED = struct.Struct("3i")
 # sun_path is 108 bytes on Linux, including the terminating NUL.
@@ -223,19 +226,27 @@ class _VirtualTransport(asyncio.Transport):
         self._mux._loop.call_soon(self._protocol.connection_lost, exc)
 
 
-class _TrunkProtocol(asyncio.Protocol):
-    """Forwards trunk events to the owning :class:`Mux`."""
+class _TrunkProtocol(asyncio.BufferedProtocol):
+    """Forwards trunk events to the owning :class:`Mux`.
 
-    __slots__ = ("_mux",)
+    Reads go into one reused buffer (``recv_into``) instead of a freshly allocated
+    256 KiB ``bytes`` per read, which a plain protocol gets from asyncio.
+    """
+
+    __slots__ = ("_mux", "_view")
 
     def __init__(self, mux: Mux) -> None:
         self._mux = mux
+        self._view = memoryview(bytearray(_READ_CHUNK))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._mux._connection_made(transport)
 
-    def data_received(self, data: bytes) -> None:
-        self._mux._data_received(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._mux._data_received(self._view[:nbytes])
 
     def eof_received(self) -> bool | None:
         return None
@@ -470,7 +481,7 @@ class Mux:
         if self._blocked:
             transport.pause_reading()
 
-    def _data_received(self, data: bytes) -> None:
+    def _data_received(self, data: bytes | memoryview) -> None:
         decoder = self._decoder
         conns = self._conns
         try:

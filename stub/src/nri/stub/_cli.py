@@ -11,12 +11,14 @@ import sys
 import types
 import typing
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nri.api import DEFAULT_SOCKET_PATH
 from nri.stub._plugin import Plugin
 from nri.stub._stub import RuntimeGoneError, Stub, StubError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 T = TypeVar("T")
 
@@ -25,6 +27,13 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(plugin)s: %(message)s"
 
 class ConfigError(ValueError):
     """A plugin configuration is malformed; the message names the source and the key."""
+
+
+def _config_path(value: str) -> Path:
+    # pathlib is imported only when a config file is given: plugins run without it.
+    from pathlib import Path
+
+    return Path(value)
 
 
 def argument_parser(
@@ -47,7 +56,7 @@ def argument_parser(
     group.add_argument(
         "--config",
         metavar="FILE",
-        type=Path,
+        type=_config_path,
         help="plugin configuration file (YAML); the runtime's configuration takes precedence",
     )
     group.add_argument(

@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
@@ -72,7 +71,7 @@ def resolve_identity(
     env = os.environ if environ is None else environ
     name = name or env.get(PLUGIN_NAME_ENV) or None
     idx = idx or env.get(PLUGIN_IDX_ENV) or None
-    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    program = _program_name()
     try:
         if idx is None:
             if name is not None:
@@ -94,6 +93,13 @@ def resolve_identity(
     except ValueError as exc:
         raise StubError(f"invalid plugin identity: {exc}") from exc
     return name, idx
+
+
+def _program_name() -> str:
+    """The file name of the running program (what ``Path(sys.argv[0]).name`` gives)."""
+    if not sys.argv or not sys.argv[0]:
+        return ""
+    return os.path.basename(sys.argv[0].rstrip("/"))
 
 
 class Stub:
@@ -325,9 +331,10 @@ class Stub:
             methods[spec.method] = Method(spec.request, self._event_method(spec))
         return methods
 
-    async def _call(self, handler: str, what: str, *args: Any) -> Any:
+    async def _call(self, handler: str, what: str | Message, *args: Any) -> Any:
         """Run one plugin handler (sync or async), logging it when slower than the runtime
-        waits."""
+        waits. ``what`` names what it is about, or is the request to describe (only when
+        something is logged)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -338,20 +345,20 @@ class Stub:
             self.log.warning(
                 "%s for %s was cancelled after %.3fs (runtime request timeout %gs)",
                 handler,
-                what,
+                _describe(what),
                 loop.time() - started,
                 self.request_timeout,
             )
             raise
         except Exception:
-            self.log.exception("%s for %s failed", handler, what)
+            self.log.exception("%s for %s failed", handler, _describe(what))
             raise
         elapsed = loop.time() - started
         if elapsed > self.request_timeout:
             self.log.warning(
                 "%s for %s took %.3fs, longer than the runtime's request timeout of %gs",
                 handler,
-                what,
+                _describe(what),
                 elapsed,
                 self.request_timeout,
             )
@@ -423,7 +430,7 @@ class Stub:
             if not overrides(self.plugin, spec.handler):
                 return spec.response()
             args = [getattr(request, field) for field in spec.arguments]
-            result = await self._call(spec.handler, _describe(request), *args)
+            result = await self._call(spec.handler, request, *args)
             adjust, updates, evictions = sort_changes(spec.handler, result, spec.changes)
             response = spec.response()
             if adjust is not None:
@@ -442,7 +449,7 @@ class Stub:
         if spec is None or spec.changes or not overrides(self.plugin, spec.handler):
             return pb.Empty()
         args = [getattr(request, field) for field in spec.arguments]
-        result = await self._call(spec.handler, _describe(request), *args)
+        result = await self._call(spec.handler, request, *args)
         sort_changes(spec.handler, result, frozenset())
         return pb.Empty()
 
@@ -451,14 +458,16 @@ class Stub:
         if not overrides(self.plugin, "validate_container_adjustment"):
             return pb.ValidateContainerAdjustmentResponse()
         try:
-            await self._call("validate_container_adjustment", _describe(request), request)
+            await self._call("validate_container_adjustment", request, request)
         except Exception as exc:
             return pb.ValidateContainerAdjustmentResponse(reject=True, reason=str(exc))
         return pb.ValidateContainerAdjustmentResponse()
 
 
-def _describe(request: Message) -> str:
+def _describe(request: str | Message) -> str:
     """Name the pod/container a request is about, for log messages."""
+    if isinstance(request, str):
+        return request
     pod = getattr(request, "pod", None)
     container = getattr(request, "container", None)
     if container is not None and container.id:

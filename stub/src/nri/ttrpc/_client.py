@@ -18,6 +18,7 @@ from nri.ttrpc._codec import (
     encode_message,
     encode_request,
 )
+from nri.ttrpc._deadlines import Deadlines
 from nri.ttrpc._errors import (
     ClosedError,
     Code,
@@ -36,15 +37,6 @@ logger = logging.getLogger("nri.ttrpc.client")
 M = TypeVar("M", bound=ProtoMessage)
 
 
-def _expire(fut: asyncio.Future[bytes], service: str, method: str, timeout: float) -> None:
-    if not fut.done():
-        fut.set_exception(
-            DeadlineExceededError(
-                f"context deadline exceeded (calling {service}/{method}, timeout {timeout:g}s)"
-            )
-        )
-
-
 class Client(asyncio.Protocol):
     """Client side of one ttRPC connection.
 
@@ -57,6 +49,8 @@ class Client(asyncio.Protocol):
         self._max = max_message_size
         self._transport: asyncio.Transport | None = None
         self._pending: dict[int, asyncio.Future[bytes]] = {}
+        # Calls with a timeout, keyed by (stream id, service, method, timeout).
+        self._deadlines: Deadlines[tuple[int, str, str, float]] = Deadlines(self._expire)
         self._next_id = 1
         self._closed_reason: str | None = None
         self._lost: asyncio.Future[None] | None = None
@@ -173,18 +167,15 @@ class Client(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bytes] = loop.create_future()
         self._pending[stream_id] = fut
-        timer = (
-            loop.call_later(timeout, _expire, fut, service, method, timeout)
-            if timeout is not None
-            else None
-        )
+        if timeout is not None:
+            self._deadlines.add((stream_id, service, method, timeout), loop.time() + timeout)
         try:
             transport.write(frame)
             data = await fut
         finally:
-            if timer is not None:
-                timer.cancel()
             self._pending.pop(stream_id, None)
+            if timeout is not None:
+                self._deadlines.discard((stream_id, service, method, timeout))
         resp = decode_response(data)
         result = response_type()
         try:
@@ -197,7 +188,18 @@ class Client(asyncio.Protocol):
             raise status_error(resp.status.code, resp.status.message)
         return result
 
+    def _expire(self, call: tuple[int, str, str, float]) -> None:
+        stream_id, service, method, timeout = call
+        fut = self._pending.get(stream_id)
+        if fut is not None and not fut.done():
+            fut.set_exception(
+                DeadlineExceededError(
+                    f"context deadline exceeded (calling {service}/{method}, timeout {timeout:g}s)"
+                )
+            )
+
     def _fail_pending(self) -> None:
+        self._deadlines.close()
         if not self._pending:
             return
         pending, self._pending = self._pending, {}

@@ -21,6 +21,7 @@ from nri.ttrpc._codec import (
     encode_message,
     encode_response,
 )
+from nri.ttrpc._deadlines import Deadlines
 from nri.ttrpc._errors import (
     Code,
     OversizedInboundMessageError,
@@ -138,6 +139,10 @@ class _ServerConnection(asyncio.Protocol):
         self._last_stream_id = 0
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._lost = False
+        # Running requests with a deadline, by stream id; the late ones are cancelled (this
+        # is cheaper than an asyncio.timeout per request) and noted in _expired.
+        self._deadlines: Deadlines[int] = Deadlines(self._expire)
+        self._expired: set[int] = set()
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
@@ -157,6 +162,7 @@ class _ServerConnection(asyncio.Protocol):
         self._server._connections.discard(self)
         if exc is not None:
             self._log.debug("ttrpc connection lost: %s", exc)
+        self._deadlines.close()
         for task in self._tasks.values():
             task.cancel()
 
@@ -228,10 +234,11 @@ class _ServerConnection(asyncio.Protocol):
         except DecodeError as exc:
             self._send_status(sid, Code.INTERNAL, f"ttrpc: error unmarshalling payload: {exc}")
             return
+        loop = asyncio.get_running_loop()
         deadline = None
         if req.timeout_nano:
-            deadline = asyncio.get_running_loop().time() + req.timeout_nano / 1e9
-        task = asyncio.get_running_loop().create_task(
+            deadline = loop.time() + req.timeout_nano / 1e9
+        task = loop.create_task(
             self._run(
                 sid=sid,
                 service=req.service,
@@ -242,6 +249,14 @@ class _ServerConnection(asyncio.Protocol):
             )
         )
         self._tasks[sid] = task
+        if deadline is not None:
+            self._deadlines.add(sid, deadline)
+
+    def _expire(self, sid: int) -> None:
+        task = self._tasks.get(sid)
+        if task is not None and not task.done():
+            self._expired.add(sid)
+            task.cancel()
 
     async def _run(
         self,
@@ -255,7 +270,7 @@ class _ServerConnection(asyncio.Protocol):
     ) -> None:
         try:
             _deadline.set(deadline)
-            code, message, payload = await self._call(service, method, handler, request, deadline)
+            code, message, payload = await self._call(sid, service, method, handler, request)
             if self._lost:
                 return
             try:
@@ -275,36 +290,49 @@ class _ServerConnection(asyncio.Protocol):
             self._write(frame)
         finally:
             self._tasks.pop(sid, None)
+            self._deadlines.discard(sid)
+            self._expired.discard(sid)
 
     async def _call(
         self,
+        sid: int,
         service: str,
         method: str,
         handler: Handler,
         request: ProtoMessage,
-        deadline: float | None,
     ) -> tuple[int, str, bytes]:
         """Run the handler; return the (code, message, payload) to answer with."""
         log = self._log
-        scope = asyncio.timeout_at(deadline)
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        expired = converted = False
         try:
-            async with scope:
+            try:
                 response: object = await handler(request)
+            finally:
+                if sid in self._expired:
+                    # Take back the deadline's cancellation, as asyncio.timeout does.
+                    self._expired.discard(sid)
+                    expired = True
+                    converted = task.uncancel() <= cancelling
         except StatusError as exc:
             log.info("ttrpc: %s/%s failed: %s", service, method, exc)
             return exc.code, exc.message, b""
+        except asyncio.CancelledError:
+            if converted:
+                log.warning("ttrpc: %s/%s cancelled at its deadline", service, method)
+                return Code.DEADLINE_EXCEEDED, "context deadline exceeded", b""
+            if self._lost or task.cancelling():
+                raise
+            log.warning("ttrpc: %s/%s was cancelled", service, method)
+            return Code.CANCELLED, "context canceled", b""
         except TimeoutError as exc:
-            if scope.expired():
+            if expired:
                 log.warning("ttrpc: %s/%s cancelled at its deadline", service, method)
                 return Code.DEADLINE_EXCEEDED, "context deadline exceeded", b""
             log.error("ttrpc: %s/%s raised %r", service, method, exc, exc_info=exc)
             return Code.UNKNOWN, str(exc) or type(exc).__name__, b""
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if self._lost or (task is not None and task.cancelling()):
-                raise
-            log.warning("ttrpc: %s/%s was cancelled", service, method)
-            return Code.CANCELLED, "context canceled", b""
         except Exception as exc:
             log.error("ttrpc: %s/%s raised %r", service, method, exc, exc_info=exc)
             return Code.UNKNOWN, str(exc) or type(exc).__name__, b""
