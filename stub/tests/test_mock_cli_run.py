@@ -193,15 +193,28 @@ def test_pre_installed_plugins_from_plugin_dir(tmp_path: Path) -> None:
     assert "  15-envs (pre-installed): CreateContainer" in done.stdout.splitlines()
 
 
-def test_demo_scenario_passes_with_the_repository_plugins() -> None:
+def test_demo_scenario_passes_with_the_repository_plugins(tmp_path: Path) -> None:
     # The command of `tox -e demo`, read from tox.ini so the two cannot drift apart.
     tox = configparser.ConfigParser(interpolation=None)
     tox.read(REPO / "tox.ini")
-    command = shlex.split(tox["testenv:demo"]["commands"].replace("\\\n", " "))
+    commands = tox["testenv:demo"]["commands"].replace("\\\n", " ")
+    command = shlex.split(commands.replace("{envtmpdir}", str(tmp_path)))
     assert command[:3] == ["nri-mock-runtime", "run", "demo/scenario.yaml"]
     assert command[-1] == "{posargs}"
     args = command[3:-1]
-    assert args.count("--plugin") >= 5
+    assert args.count("--plugin") >= 6
+    assert any(a.startswith("nri-differ ") for a in args)
     done = cli("run", "demo/scenario.yaml", *args, cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[-1].endswith(" passed, 0 failed")
+    out = done.stdout.splitlines()
+    assert out[-1].endswith(" passed, 0 failed")
+    # the template logs each event; the differ at 35 sees what the plugins before it set
+    nginx = out.index("[2] create-container nginx  (steps[1])")
+    step = out[nginx : out.index("[3] create-container shipper  (steps[2])")]
+    assert any(
+        re.match(r"  05-template +\| .*creating container shop/web-0/nginx$", s) for s in step
+    )
+    assert any(
+        re.match(r"  differ +\| .*\[35\] CreateContainer: container: create: rlimits", line)
+        for line in step
+    )

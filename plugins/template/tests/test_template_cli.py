@@ -1,9 +1,10 @@
-"""The nri-template command: bad input exits 2 before connecting; end to end over a socket."""
+"""The nri-template command: bad input exits 2 before connecting; a lifecycle in the mock
+runtime through the ``nri_runtime`` fixture."""
 
 from __future__ import annotations
 
-import asyncio
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -11,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from nri.api import api_pb2 as pb
-from nri.testing import ScriptedRuntime as Runtime
+from nri.mock import SyncMockRuntime
+
+NAME = "template"
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+SAMPLE_CONFIG = PLUGIN_DIR / "sample-config.yaml"
 
 
 def clean_env() -> dict[str, str]:
@@ -56,52 +60,43 @@ def test_bad_input_exits_2_without_connecting(
     listener.close()
 
 
-@pytest.mark.timeout(30)
-async def test_end_to_end_runtime_config_and_exit_when_runtime_goes(tmp_path: Path) -> None:
-    sock_path = tmp_path / "nri.sock"
-    stderr_path = tmp_path / "stderr.txt"
-    async with Runtime(sock_path) as runtime:
-        with stderr_path.open("w") as stderr:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "nri_template",
-                "--idx",
-                "42",
-                "--socket-path",
-                str(sock_path),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=clean_env(),
-            )
-        try:
-            peer = await runtime.accept()
-            registered = await peer.registered
-            assert (registered.plugin_name, registered.plugin_idx) == ("template", "42")
-            assert await peer.handshake("cfg_param1: hello\n") == 0x3FFF
-            pod = pb.PodSandbox(id="p1", name="web", namespace="ns")
-            reply = await peer.call(
-                "CreateContainer",
-                pb.CreateContainerRequest(pod=pod, container=pb.Container(id="c1", name="app")),
-                pb.CreateContainerResponse,
-            )
-            assert reply == pb.CreateContainerResponse(adjust=pb.ContainerAdjustment())
-            peer.mux.close()  # the runtime goes away: the plugin exits 1
-            code = await asyncio.wait_for(process.wait(), 20)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    text = stderr_path.read_text()
-    assert code == 1, text
-    assert "got configuration TemplateConfig(cfg_param1='hello')" in text
-    assert "creating container ns/web/app" in text
-    assert "went away" in text
+def test_runs_in_the_mock_runtime(nri_runtime: SyncMockRuntime) -> None:
+    # nri_runtime (from the nri package's pytest plugin) launches the command the way a
+    # runtime launches a pre-installed plugin; each call returns once the plugin answered.
+    plugin = nri_runtime.launch_plugin(
+        [sys.executable, "-m", "nri_template", "--idx", "50", "--config", str(SAMPLE_CONFIG)]
+    )
+    assert [p.full_name for p in nri_runtime.plugins] == [f"50-{NAME}"]
+    pod = nri_runtime.run_pod("web", namespace="shop")
+    ctr = nri_runtime.create_container(pod, "app", args=["sleep", "inf"])
+    assert ctr.owners == {}  # no field set by any plugin: the template changes nothing
+    assert ctr.spec["process"]["args"] == ["sleep", "inf"]
+    nri_runtime.start_container(ctr)
+    nri_runtime.remove_pod(pod)
+
+    nri_runtime.close()  # stops the plugin, so that all it logged has arrived
+    log = plugin.stderr.decode()
+    assert "got configuration TemplateConfig(cfg_param1='some value')" in log
+    for line in ("creating container shop/web/app", "started container shop/web/app"):
+        assert f"50-{NAME}: {line}" in log, log
 
 
 def test_sample_config_is_valid() -> None:
     from nri_template import parse_config
 
-    sample = Path(__file__).parent.parent / "sample-config.yaml"
-    parse_config(sample.read_text(), source=str(sample))
+    parse_config(SAMPLE_CONFIG.read_text(), source=str(SAMPLE_CONFIG))
+
+
+def test_scenario_passes() -> None:
+    # scenario.yaml played by the nri-mock-runtime command, as README.md shows.
+    plugin = f"{shlex.quote(sys.executable)} -m nri_template --idx 50 --config sample-config.yaml"
+    done = subprocess.run(
+        [sys.executable, "-m", "nri.mock", "run", "scenario.yaml", "--plugin", plugin],
+        cwd=PLUGIN_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"50-{NAME}: creating container shop/web-0/app" in done.stdout

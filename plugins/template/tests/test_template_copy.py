@@ -134,19 +134,30 @@ async def test_installed_copy_serves_a_mock_runtime(
     )
 
 
-def test_copied_tests_pass(renamed: tuple[Path, Path]) -> None:
+def test_copied_tests_pass_on_their_own(renamed: tuple[Path, Path]) -> None:
+    # As in a new project: no conftest of this repository (it runs async tests and adds
+    # fixtures); the nri_runtime fixture comes from the installed nri's pytest plugin.
     plugin_dir, site = renamed
-    repo = TEMPLATE.parents[1]  # its conftest.py runs the async tests
-    path = [str(site), str(repo), os.environ.get("PYTHONPATH", "")]
+    repo = TEMPLATE.parents[1]
+    path = [str(site), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+    path = [p for p in path if p and Path(p).resolve() != repo]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "conftest", "-p", "no:cacheprovider", "tests"],
+        [
+            sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--trace-config",
+            "--rootdir", str(plugin_dir), "tests",
+        ],
         cwd=plugin_dir,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"\b\d+ passed\b", result.stdout), result.stdout
-    assert "skipped" not in result.stdout
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "PLUGIN registered: <module 'nri.mock.pytest_plugin'" in out
+    assert "PLUGIN registered: <module 'conftest'" not in out
+    assert f"rootdir: {plugin_dir}" in out
+    assert "test_runs_in_the_mock_runtime PASSED" in out
+    assert re.search(r"\b\d+ passed\b", out), out
+    assert "skipped" not in out

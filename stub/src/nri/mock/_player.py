@@ -41,6 +41,8 @@ class StepResult:
     records: list[EventRecord] = dataclasses.field(default_factory=list)
     error: str | None = None
     outcomes: list[CheckOutcome] = dataclasses.field(default_factory=list)
+    plugin_output: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    """(plugin, line) of what plugin commands wrote to stderr meanwhile, when collected."""
 
     @property
     def passed(self) -> bool:

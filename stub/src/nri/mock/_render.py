@@ -25,6 +25,7 @@ __all__ = [
     "Printer",
     "plugin_data",
     "render_outcome",
+    "render_plugin_output",
     "render_plugins",
     "render_step",
     "render_summary",
@@ -36,7 +37,7 @@ __all__ = [
 
 Line = tuple[str, str]
 """One output line and its style: ``heading``, ``event``, ``change``, ``diff``, ``pass``,
-``fail``, ``error``, ``note`` or ``""``."""
+``fail``, ``error``, ``note``, ``output`` or ``""``."""
 
 _STYLES = {
     "heading": "bold cyan",
@@ -46,6 +47,7 @@ _STYLES = {
     "fail": "bold red",
     "error": "red",
     "note": "dim",
+    "output": "blue",
     "+": "green",
     "-": "red",
     "@": "cyan",
@@ -121,8 +123,16 @@ def render_step(
         lines += _record_lines(record, names)
     if not result.records:
         lines.append(("  no events", "note"))
+    lines += render_plugin_output(result.plugin_output)
     lines += [render_outcome(outcome) for outcome in result.outcomes]
     return lines
+
+
+def render_plugin_output(output: Iterable[tuple[str, str]]) -> list[Line]:
+    """Lines plugin commands wrote to stderr, each after its plugin's name: ``  name | line``."""
+    pairs = list(output)
+    width = max((len(name) for name, _ in pairs), default=0)
+    return [(f"  {name:<{width}} | {text}".rstrip(), "output") for name, text in pairs]
 
 
 def render_plugins(plugins: Iterable[PluginInfo]) -> list[Line]:
@@ -185,6 +195,7 @@ def step_data(result: StepResult, names: Mapping[str, str]) -> dict[str, Any]:
         "error": result.error,
         "events": [_record_data(record, names) for record in result.records],
         "expectations": [outcome.to_data() for outcome in result.outcomes],
+        "plugin_output": [{"plugin": name, "line": text} for name, text in result.plugin_output],
     }
 
 

@@ -11,7 +11,7 @@ import os
 import shlex
 import shutil
 import tempfile
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -56,6 +56,7 @@ DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 """The environment entry every container starts with, as container runtimes add it."""
 
 _STDERR_TAIL = 4096
+_LONGEST_LINE = 65536
 
 
 class PluginLaunchError(Exception):
@@ -289,6 +290,7 @@ class MockRuntime:
         self._owners: pb.OwningPlugins | None = None
         self._counter = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._readers: set[asyncio.Future[None]] = set()
         self._started = False
 
     # -- start / stop ------------------------------------------------------------------------
@@ -305,6 +307,8 @@ class MockRuntime:
         await self.adaptation.close()
         for proc in self.processes:
             await _terminate(proc.process)
+        if self._readers:  # the rest of the plugins' stderr
+            await asyncio.wait(self._readers, timeout=1.0)
         await self.idle()
         self._started = False
         shutil.rmtree(self._tmpdir, ignore_errors=True)
@@ -356,6 +360,7 @@ class MockRuntime:
         idx: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float = 10.0,  # noqa: ASYNC109
+        on_output: Callable[[str], None] | None = None,
     ) -> PluginProcess:
         """Start a plugin command connected to this runtime and wait until it registered.
 
@@ -363,7 +368,8 @@ class MockRuntime:
         pre-installed plugins do, on top of this process's environment and ``env``; ``name``
         and ``idx`` are passed as ``NRI_PLUGIN_NAME``/``NRI_PLUGIN_IDX``. Raises
         :class:`PluginLaunchError` if it cannot start or exits first, TimeoutError if it does
-        not register within ``timeout`` seconds.
+        not register within ``timeout`` seconds. ``on_output`` is called in the event loop
+        with each line the plugin writes to its stderr, as it arrives (without the newline).
         """
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
@@ -389,9 +395,9 @@ class MockRuntime:
         finally:
             theirs.close()
         stderr = bytearray()
-        reader = asyncio.ensure_future(_collect(process, stderr))
-        self._tasks.add(reader)
-        reader.add_done_callback(self._tasks.discard)
+        reader = asyncio.ensure_future(collect_stderr(process, stderr, on_output))
+        self._readers.add(reader)
+        reader.add_done_callback(self._readers.discard)
         connect = asyncio.ensure_future(self.adaptation.connect_plugin(ours))
         exited = asyncio.ensure_future(process.wait())
         try:
@@ -967,14 +973,43 @@ def _default_spec(pod: MockPod, ctr_id: str, name: str) -> dict[str, Any]:
     }
 
 
-async def _collect(process: asyncio.subprocess.Process, into: bytearray) -> None:
+async def collect_stderr(
+    process: asyncio.subprocess.Process,
+    into: bytearray,
+    on_line: Callable[[str], None] | None = None,
+) -> None:
+    """Read ``process``'s stderr until it closes: keep the last few KiB in ``into`` and pass
+    each line to ``on_line`` (a line longer than 64 KiB is passed in pieces)."""
     stream = process.stderr
     if stream is None:
         return
+    partial = b""
     while chunk := await stream.read(4096):
         into += chunk
         if len(into) > _STDERR_TAIL:
             del into[: len(into) - _STDERR_TAIL]
+        if on_line is None:
+            continue
+        *lines, partial = (partial + chunk).split(b"\n")
+        if len(partial) > _LONGEST_LINE:
+            lines.append(partial)
+            partial = b""
+        on_line = _deliver(lines, on_line)
+    if on_line is not None and partial:
+        _deliver([partial], on_line)
+
+
+def _deliver(
+    lines: Iterable[bytes], on_line: Callable[[str], None]
+) -> Callable[[str], None] | None:
+    """Pass lines on; a failing callback is logged and gets nothing more."""
+    try:
+        for line in lines:
+            on_line(line.decode("utf-8", "replace").rstrip("\r"))
+    except Exception:
+        logger.exception("the plugin output callback failed; no more lines are passed on")
+        return None
+    return on_line
 
 
 def _tail(buf: bytearray) -> str:

@@ -22,13 +22,21 @@ from typing import Any
 from nri.api import api_pb2 as pb
 from nri.mock._cli import (
     EXIT_OK,
+    PluginCommands,
     StartupError,
     progress,
     start_runtime,
     synchronized,
 )
 from nri.mock._player import Player
-from nri.mock._render import Line, Printer, render_plugins, render_step, use_color
+from nri.mock._render import (
+    Line,
+    Printer,
+    render_plugin_output,
+    render_plugins,
+    render_step,
+    use_color,
+)
 from nri.mock._runtime import MockRuntime, PluginLaunchError
 from nri.mock._scenario import (
     ScenarioError,
@@ -112,12 +120,19 @@ class Session:
     """One interactive runtime: reads command lines, plays them, prints what happened."""
 
     def __init__(
-        self, runtime: MockRuntime, player: Player, out: Printer, *, timeout: float = 10.0
+        self,
+        runtime: MockRuntime,
+        player: Player,
+        out: Printer,
+        *,
+        timeout: float = 10.0,
+        commands: PluginCommands | None = None,
     ) -> None:
         self.runtime = runtime
         self.player = player
         self.out = out
         self.timeout = timeout
+        self.commands = commands if commands is not None else PluginCommands(runtime)
         self.lock = asyncio.Lock()
         self._known_plugins = {p.full_name for p in runtime.plugins}
         self._commands: dict[str, Callable[[list[str]], Awaitable[None]]] = {
@@ -159,7 +174,14 @@ class Session:
                 await self._dispatch(line)
             except (_CommandError, ScenarioError) as exc:
                 self.out.print([(f"error: {exc}", "error")])
+            await self.commands.settle()
+            self._print_plugin_output()
         return True
+
+    def _print_plugin_output(self) -> None:
+        output = self.commands.take()
+        if output:
+            self.out.print(render_plugin_output(output))
 
     async def _dispatch(self, line: str) -> None:
         if line.startswith("{"):
@@ -198,6 +220,8 @@ class Session:
 
     async def _play(self, raw_step: Any) -> None:
         result = await self.player.play(parse_step(raw_step, SOURCE, "step"))
+        await self.commands.settle()
+        result.plugin_output = self.commands.take()
         self.out.print(render_step(result, self.player.names))
 
     # -- commands ----------------------------------------------------------------------------
@@ -266,6 +290,8 @@ class Session:
         failed = 0
         for number, step in enumerate(scenario.steps, 1):
             result = await self.player.play(step)
+            await self.commands.settle()
+            result.plugin_output = self.commands.take()
             failed += not result.passed
             self.out.print(render_step(result, self.player.names, number))
         verdict = f"{scenario.name}: {len(scenario.steps)} steps, {failed} failed"
@@ -275,7 +301,7 @@ class Session:
         if not argv:
             raise _CommandError("usage: launch CMD [ARGS...]")
         try:
-            handle = await self.runtime.launch_plugin(argv, timeout=self.timeout)
+            handle = await self.commands.launch(argv, self.timeout)
         except (PluginLaunchError, TimeoutError) as exc:
             raise _CommandError(str(exc)) from exc
         self._known_plugins.add(handle.info.full_name)
@@ -325,7 +351,10 @@ class Session:
             self.out.print(lines)
         idle = self.player.since_last("while idle")
         if idle.records:
+            idle.plugin_output = self.commands.take()
             self.out.print(render_step(idle, self.player.names))
+        else:
+            self._print_plugin_output()
 
     async def watch(self) -> None:
         """Print plugin arrivals and departures and unsolicited events while idle."""
@@ -353,8 +382,8 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | Non
 async def _serve(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario) if args.scenario else None
     out = Printer(sys.stdout, color=use_color(args.color, sys.stdout))
-    runtime, player = await start_runtime(args, scenario)
-    session = Session(runtime, player, out, timeout=args.timeout)
+    runtime, player, commands = await start_runtime(args, scenario)
+    session = Session(runtime, player, out, timeout=args.timeout, commands=commands)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -369,8 +398,10 @@ async def _serve(args: argparse.Namespace) -> int:
                 ("type 'help' for commands", "note"),
             ]
         )
+        await commands.settle()
         connected = player.since_last(synchronized(runtime))
-        if connected.records:
+        connected.plugin_output = commands.take()
+        if connected.records or connected.plugin_output:
             out.print(render_step(connected, player.names))
         _stdin_lines(loop, queue)
         while (line := await queue.get()) is not None:
@@ -380,6 +411,7 @@ async def _serve(args: argparse.Namespace) -> int:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        await commands.stop()
         await runtime.close()
         progress("runtime stopped")
     return EXIT_OK
