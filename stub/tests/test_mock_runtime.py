@@ -194,6 +194,8 @@ async def test_launch_plugin_subprocess_registers_and_serves(tmp_path: Path) -> 
         pod = await rt.run_pod("web")
         ctr = await rt.create_container(pod, "app")
         assert "ADDED_BY_30=30-rec" in ctr.spec["process"]["env"]
+        with pytest.raises(TimeoutError, match="'never printed' not in the stderr of"):
+            await handle.wait_for_output("never printed", timeout=0.1)
     assert handle.process.returncode is not None  # closed with the runtime
     lines = record.read_text().splitlines()
     assert f"CreateContainer {ctr.id}" in lines

@@ -84,7 +84,7 @@ async def test_hook_files_decide_the_hooks_in_the_spec(
         for ctr in (busybox, plain, annotated, late):
             assert_valid_oci_spec(ctr.spec)
 
-        log = handle.stderr.decode()  # written before the replies: read by now
+        log = await handle.wait_for_output("web/bb: injecting hooks from demo-hook.json")
         assert f"skipping broken hook file {high / 'broken.json'}: " in log
         assert "web/bb: injecting hooks from demo-hook.json" in log
 

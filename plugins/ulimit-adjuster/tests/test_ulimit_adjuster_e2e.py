@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -77,9 +76,4 @@ async def test_launched_plugin_sets_rlimits_and_rejects_bad_annotations(
         again = await rt.create_container(pod, "c0")  # the plugin survived the failures
         assert len(again.spec["process"]["rlimits"]) == 2
         assert [p.full_name for p in rt.plugins] == ["30-ulimit-adjuster"]
-        # The plugin logs before it replies, but its stderr is read concurrently: wait for it.
-        async with asyncio.timeout(5):
-            while "p/c0: adjusting RLIMIT_NOFILE: soft 1024, hard 4096" not in (
-                handle.stderr.decode()
-            ):
-                await asyncio.sleep(0.01)
+        await handle.wait_for_output("p/c0: adjusting RLIMIT_NOFILE: soft 1024, hard 4096")

@@ -194,6 +194,25 @@ class PluginProcess:
         """The plugin's process ID."""
         return self.process.pid
 
+    async def wait_for_output(self, text: str, timeout: float = 5.0) -> str:  # noqa: ASYNC109
+        """Wait until ``text`` shows in the plugin's stderr and return that stderr.
+
+        A plugin may log before it replies, but its stderr is read concurrently with the
+        replies: wait here instead of reading :attr:`stderr` right after a call.
+        Raises TimeoutError with the stderr tail if the text does not show in time.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                # Polling keeps the stderr reader a plain function shared with the CLI.
+                while text not in (output := _tail(self.stderr)):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{text!r} not in the stderr of {shlex.join(self.command)!r} after {timeout:g}s; "
+                f"its stderr (tail):\n{_tail(self.stderr)}"
+            ) from None
+        return output
+
 
 def _changes(owners: pb.OwningPlugins) -> list[FieldChange]:
     out: list[FieldChange] = []
