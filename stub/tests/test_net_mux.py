@@ -223,6 +223,38 @@ async def test_frames_for_unopened_conns_are_dropped() -> None:
         assert not mux.is_closed
 
 
+async def test_whole_and_split_frames_in_one_read_are_delivered_in_order() -> None:
+    async with mux_and_raw() as (mux, raw):
+        one, two = Recorder(), Recorder()
+        mux.open(1, one)
+        mux.open(2, two)
+        loop = asyncio.get_running_loop()
+        tail = encode_frames(1, b"-third")
+        # Two whole frames and the start of a third arrive together; the rest comes later.
+        await loop.sock_sendall(
+            raw, encode_frames(1, b"first") + encode_frames(2, b"second") + tail[:11]
+        )
+        assert await two.wait_for(6) == b"second"
+        await loop.sock_sendall(raw, tail[11:] + encode_frames(1, b"-fourth"))
+        assert await one.wait_for(18) == b"first-third-fourth"
+        assert one.chunks == [b"first", b"-third", b"-fourth"]
+        assert not mux.is_closed
+
+
+async def test_frames_before_a_bad_frame_are_delivered_then_the_trunk_closes() -> None:
+    async with mux_and_raw() as (mux, raw):
+        rec = Recorder()
+        mux.open(1, rec)
+        wire = encode_frames(1, b"good") + struct.pack(">II", 0, 4) + b"evil"
+        await asyncio.get_running_loop().sock_sendall(raw, wire)
+        exc = await rec.lost
+        assert rec.chunks == [b"good"]
+        assert isinstance(exc, MuxClosedError)
+        assert "reserved conn id 0" in str(exc)
+        await mux.wait_closed()
+        assert isinstance(mux.close_reason, MuxProtocolError)
+
+
 async def test_closing_a_virtual_conn_detaches_it() -> None:
     async with mux_pair() as (a, b):
         peer, peer_marker = Recorder(), Recorder()

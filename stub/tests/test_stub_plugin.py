@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -555,3 +556,25 @@ async def test_launched_plugin_uses_inherited_socket(tmp_path: Path) -> None:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+
+
+def test_plugin_command_line_does_not_import_shutil() -> None:
+    # argparse alone imports shutil (and bz2, lzma, zlib) to size its help: half a megabyte
+    # of every plugin process, which the plugins' parser avoids.
+    code = textwrap.dedent(
+        """
+        import sys
+        from nri.stub import argument_parser
+        parser = argument_parser("nri-test")
+        parser.parse_args(["--idx", "10"])
+        help_text = parser.format_help()
+        print("shutil" in sys.modules, max(len(line) for line in help_text.splitlines()))
+        """
+    )
+    env = {**os.environ, "COLUMNS": "60"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    imported, widest = result.stdout.split()
+    assert imported == "False"
+    assert int(widest) <= 58  # wrapped to the terminal width less argparse's margin

@@ -229,6 +229,43 @@ def test_decoder_accepts_max_size() -> None:
         decoder.next_message()
 
 
+def test_take_whole_decodes_exactly_one_message_without_buffering() -> None:
+    decoder = MessageDecoder()
+    assert decoder.take_whole(header(2, 5, 2, 1) + b"ab") == (5, MessageType.RESPONSE, b"ab")
+    assert decoder.take_whole(header(0, 7, 1)) == (7, MessageType.REQUEST, b"")
+    assert decoder.buffered == 0
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        header(3, 1, 1) + b"ab",  # part of a message
+        header(1, 1, 1) + b"a" + header(1, 3, 1) + b"b",  # more than one
+        header(1, 1, 9) + b"?",  # unknown type: the decoder skips it
+        header(5, 1, 1) + b"12345",  # over the limit of 4
+        header(0, 1, 1)[:6],  # not even a header
+        bytearray(header(1, 1, 1) + b"a"),  # not immutable bytes
+    ],
+)
+def test_take_whole_leaves_anything_else_to_feed(data: bytes) -> None:
+    decoder = MessageDecoder(4)
+    assert decoder.take_whole(data) is None
+    assert decoder.buffered == 0
+
+
+def test_take_whole_declines_while_something_is_buffered() -> None:
+    decoder = MessageDecoder()
+    first = encode_message(1, MessageType.REQUEST, b"first")
+    decoder.feed(first[:4])
+    second = encode_message(3, MessageType.REQUEST, b"second")
+    assert decoder.take_whole(second) is None
+    decoder.feed(first[4:] + second)
+    assert drain(decoder) == [
+        Message(1, MessageType.REQUEST, 0, b"first"),
+        Message(3, MessageType.REQUEST, 0, b"second"),
+    ]
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 

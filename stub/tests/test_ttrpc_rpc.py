@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
 import shutil
 import socket
 import tempfile
+import warnings
 from collections.abc import AsyncIterator
 
 import pytest
@@ -166,6 +168,13 @@ async def raw_peer(path: str) -> AsyncIterator[RawPeer]:
             await writer.wait_closed()
 
 
+async def failed_call(client: Client, method: str) -> tuple[Code, str]:
+    """Call ``method`` with an Empty request expecting a StatusError; return its status."""
+    with pytest.raises(StatusError) as info:
+        await client.call(SVC, method, pb.Empty(), pb.Empty)
+    return info.value.code, info.value.message
+
+
 # -- calls ----------------------------------------------------------------------------------
 
 
@@ -200,16 +209,11 @@ async def test_handler_errors_become_statuses(caplog: pytest.LogCaptureFixture) 
     svc = EchoService()
     async with connected(svc.server()) as client:
         with caplog.at_level(logging.INFO, logger="nri.ttrpc"):
-            with pytest.raises(StatusError) as info:
-                await client.call(SVC, "Fail", pb.Empty(), pb.Empty)
-            assert (info.value.code, info.value.message) == (Code.UNKNOWN, "boom")
-            with pytest.raises(StatusError) as info:
-                await client.call(SVC, "Status", pb.Empty(), pb.Empty)
-            assert (info.value.code, info.value.message) == (Code.NOT_FOUND, "no such pod")
-            with pytest.raises(StatusError) as info:
-                await client.call(SVC, "WrongType", pb.Empty(), pb.Empty)
-            assert info.value.code is Code.INTERNAL
-            assert "str" in info.value.message
+            assert await failed_call(client, "Fail") == (Code.UNKNOWN, "boom")
+            assert await failed_call(client, "Status") == (Code.NOT_FOUND, "no such pod")
+            code, message = await failed_call(client, "WrongType")
+            assert code is Code.INTERNAL
+            assert "str" in message
         # The server keeps serving on the same connection.
         req = pb.ConfigureRequest(runtime_name="still-here")
         assert await client.call(SVC, "Echo", req, pb.ConfigureRequest) == req
@@ -361,6 +365,92 @@ async def test_handler_that_ignores_its_deadline_still_answers() -> None:
         response = decode_response(data)
         assert (sid, response.HasField("status")) == (1, False)
         assert pb.ConfigureRequest.FromString(response.payload).config == "late"
+
+
+# -- plain (not async) handlers -------------------------------------------------------------
+
+
+async def test_plain_handlers_answer_without_a_task(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[asyncio.Task[object] | None, float | None]] = []
+
+    def echo(request: pb.ConfigureRequest) -> pb.ConfigureRequest:
+        seen.append((asyncio.current_task(), current_deadline()))
+        return request
+
+    def fail(request: pb.Empty) -> pb.Empty:
+        raise ValueError("plain boom")
+
+    def status(request: pb.Empty) -> pb.Empty:
+        raise StatusError(Code.FAILED_PRECONDITION, "not now")
+
+    def wrong(request: pb.Empty) -> pb.Empty:
+        return 42  # type: ignore[return-value]
+
+    def later(request: pb.Empty) -> asyncio.Future[pb.Empty]:
+        future: asyncio.Future[pb.Empty] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.01, future.set_result, pb.Empty())
+        return future
+
+    server = Server()
+    server.register(
+        SVC,
+        {
+            "Echo": Method(pb.ConfigureRequest, echo),
+            "Fail": Method(pb.Empty, fail),
+            "Status": Method(pb.Empty, status),
+            "Wrong": Method(pb.Empty, wrong),
+            "Later": Method(pb.Empty, later),
+        },
+    )
+    async with connected(server) as client:
+        loop = asyncio.get_running_loop()
+        req = pb.ConfigureRequest(config="plain")
+        before = loop.time()
+        assert await client.call(SVC, "Echo", req, pb.ConfigureRequest, timeout=30) == req
+        assert await client.call(SVC, "Echo", req, pb.ConfigureRequest) == req
+        (task, deadline), (_, no_deadline) = seen
+        assert task is None
+        assert deadline is not None and before + 29 < deadline < loop.time() + 31
+        assert no_deadline is None
+        assert current_deadline() is None  # not leaked into the caller's context
+        with caplog.at_level(logging.INFO, logger="nri.ttrpc"):
+            assert await failed_call(client, "Fail") == (Code.UNKNOWN, "plain boom")
+            assert await failed_call(client, "Status") == (Code.FAILED_PRECONDITION, "not now")
+            code, message = await failed_call(client, "Wrong")
+            assert code is Code.INTERNAL
+            assert "int" in message
+        assert await client.call(SVC, "Later", pb.Empty(), pb.Empty) == pb.Empty()
+    assert any("plain boom" in r.getMessage() for r in caplog.records)
+
+
+async def test_handler_cancelled_before_it_started_leaves_no_unawaited_coroutine() -> None:
+    started = []
+
+    async def handler(request: pb.Empty) -> pb.Empty:
+        started.append(request)
+        return pb.Empty()
+
+    server = Server()
+    server.register(SVC, {"Slow": Method(pb.Empty, handler)})
+    connection = server.connection()
+
+    class Sink(asyncio.Transport):
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            pass
+
+    connection.connection_made(Sink())
+    connection.data_received(
+        encode_message(1, MessageType.REQUEST, encode_request(SVC, "Slow", b""))
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        connection.connection_lost(None)  # before the handler's task ever ran
+        for _ in range(3):
+            await asyncio.sleep(0)
+        del connection, server
+        gc.collect()
+    assert started == []
+    assert not [w for w in caught if "never awaited" in str(w.message)]
 
 
 # -- protocol enforcement -------------------------------------------------------------------

@@ -264,7 +264,8 @@ class CreateResult(_Collector):
         super().__init__()
         self._request = request
         self._plugins = list(plugins or [])
-        container = request.container
+        container = self._container = request.container
+        self._cid = container.id
         container.hooks.SetInParent()
         container.linux.resources.memory.SetInParent()
         container.linux.resources.cpu.SetInParent()
@@ -276,7 +277,7 @@ class CreateResult(_Collector):
         adjust.linux.resources.cpu.SetInParent()
 
     def _creating_id(self) -> str | None:
-        return self._request.container.id
+        return self._cid
 
     def apply(self, plugin: str, response: pb.CreateContainerResponse | None) -> None:
         """Merge one plugin's reply; raises AdjustmentError (ConflictError, ...) on failure."""
@@ -312,12 +313,19 @@ class CreateResult(_Collector):
     # -- adjustments ------------------------------------------------------------------------
 
     def _apply_adjustment(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
-        self._annotations(adj, plugin)
-        self._mounts(adj, plugin)
-        self._env(adj, plugin)
-        self._args(adj, plugin)
-        self._hooks(adj, plugin)
-        if adj.HasField("linux"):
+        # Only the parts the plugin set, in a fixed order (the order conflicts are found in).
+        present = {field.name for field, _ in adj.ListFields()}
+        if "annotations" in present:
+            self._annotations(adj, plugin)
+        if "mounts" in present:
+            self._mounts(adj, plugin)
+        if "env" in present:
+            self._env(adj, plugin)
+        if "args" in present:
+            self._args(adj, plugin)
+        if "hooks" in present:
+            self._hooks(adj, plugin)
+        if "linux" in present:
             linux = adj.linux
             self._devices(linux, plugin)
             if linux.HasField("resources"):
@@ -326,7 +334,7 @@ class CreateResult(_Collector):
                     cid=self._cid,
                     plugin=plugin,
                     src=linux.resources,
-                    target=self._request.container.linux.resources,
+                    target=self._container.linux.resources,
                     reply=self._adjust.linux.resources,
                 )
             self._linux_simple(linux, plugin)
@@ -334,19 +342,17 @@ class CreateResult(_Collector):
             self._sysctl(linux, plugin)
             self._net_devices(linux, plugin)
             self._rdt(linux, plugin)
-        self._rlimits(adj, plugin)
-        self._cdi_devices(adj, plugin)
-
-    @property
-    def _cid(self) -> str:
-        return self._request.container.id
+        if "rlimits" in present:
+            self._rlimits(adj, plugin)
+        if "CDI_devices" in present:
+            self._cdi_devices(adj, plugin)
 
     def _annotations(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
-        if not adj.annotations:
-            return
-        container, reply = self._request.container.annotations, self._adjust.annotations
-        cid, owners = self._cid, self._owners
         items = dict(adj.annotations)
+        if not items:
+            return
+        container, reply = self._container.annotations, self._adjust.annotations
+        cid, owners = self._cid, self._owners
         pending = dict.fromkeys(k[1:] for k in items if k.startswith("-"))
         for key, value in items.items():
             if key.startswith("-"):
@@ -356,10 +362,10 @@ class CreateResult(_Collector):
                 if key in container:
                     del container[key]
                 reply["-" + key] = ""
+                del pending[key]
             owners.claim(cid, _ANNOTATIONS, plugin, key)
             container[key] = value
             reply[key] = value
-            pending.pop(key, None)
         # As upstream: a bare removal is only passed on, without touching the owners.
         for key in pending:
             reply["-" + key] = ""
@@ -367,7 +373,7 @@ class CreateResult(_Collector):
     def _mounts(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
         if not adj.mounts:
             return
-        container, reply = self._request.container, self._adjust
+        container, reply = self._container, self._adjust
         cid, owners = self._cid, self._owners
         add: list[pb.Mount] = []
         removed: dict[str, pb.Mount] = {}
@@ -403,19 +409,19 @@ class CreateResult(_Collector):
         container.mounts.extend(add)
 
     def _env(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
-        if not adj.env:
+        entries = adj.env
+        if not entries:
             return
-        container, reply = self._request.container, self._adjust
+        container, reply = self._container, self._adjust
         cid, owners = self._cid, self._owners
-        add: list[pb.KeyValue] = []
+        add: list[tuple[str, pb.KeyValue]] = []
         removed: set[str] = set()
-        modified: set[str] = set()
-        for kv in adj.env:
-            if kv.key.startswith("-"):
-                removed.add(kv.key[1:])
+        for kv in entries:
+            key = kv.key
+            if key.startswith("-"):
+                removed.add(key[1:])
             else:
-                add.append(kv)
-                modified.add(kv.key)
+                add.append((key, kv))
         if removed:
             kept = []
             for kv in reply.env:
@@ -424,11 +430,12 @@ class CreateResult(_Collector):
                     continue
                 kept.append(kv)
             _replace_if_shorter(reply.env, kept)
-        _drop_env(container.env, removed | modified)
-        for kv in add:
-            owners.claim(cid, _ENV, plugin, kv.key)
-            reply.env.append(kv)
-        container.env.extend(f"{kv.key}={kv.value}" for kv in add)
+        _drop_env(container.env, removed.union([key for key, _ in add]))
+        reply_env = reply.env
+        for key, kv in add:
+            owners.claim(cid, _ENV, plugin, key)
+            reply_env.append(kv)
+        container.env.extend([f"{key}={kv.value}" for key, kv in add])
 
     def _args(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
         if not adj.args:
@@ -438,7 +445,7 @@ class CreateResult(_Collector):
             self._owners.clear(self._cid, _F("Args"), plugin)
             args = args[1:]
         self._owners.claim(self._cid, _F("Args"), plugin)
-        for target in (self._adjust.args, self._request.container.args):
+        for target in (self._adjust.args, self._container.args):
             del target[:]
             target.extend(args)
 
@@ -450,7 +457,7 @@ class CreateResult(_Collector):
             hooks = getattr(adj.hooks, kind)
             if hooks:
                 getattr(self._adjust.hooks, kind).extend(hooks)
-                getattr(self._request.container.hooks, kind).extend(hooks)
+                getattr(self._container.hooks, kind).extend(hooks)
                 claim = True
         if claim:
             self._owners.accumulate(self._cid, _F("OciHooks"), plugin)
@@ -458,7 +465,7 @@ class CreateResult(_Collector):
     def _devices(self, linux: pb.LinuxContainerAdjustment, plugin: str) -> None:
         if not linux.devices:
             return
-        container, reply = self._request.container.linux, self._adjust.linux
+        container, reply = self._container.linux, self._adjust.linux
         cid, owners = self._cid, self._owners
         add: list[pb.LinuxDevice] = []
         removed: set[str] = set()
@@ -487,7 +494,7 @@ class CreateResult(_Collector):
         container.devices.extend(add)
 
     def _linux_simple(self, linux: pb.LinuxContainerAdjustment, plugin: str) -> None:
-        container, reply = self._request.container.linux, self._adjust.linux
+        container, reply = self._container.linux, self._adjust.linux
         if linux.cgroups_path:
             self._owners.claim(self._cid, _F("CgroupsPath"), plugin)
             container.cgroups_path = linux.cgroups_path
@@ -511,7 +518,7 @@ class CreateResult(_Collector):
     def _namespaces(self, linux: pb.LinuxContainerAdjustment, plugin: str) -> None:
         if not linux.namespaces:
             return
-        container, reply = self._request.container.linux, self._adjust.linux
+        container, reply = self._container.linux, self._adjust.linux
         current: dict[str, pb.LinuxNamespace] = {}
         for ns in container.namespaces:
             current[ns.type] = ns
@@ -528,7 +535,7 @@ class CreateResult(_Collector):
     def _sysctl(self, linux: pb.LinuxContainerAdjustment, plugin: str) -> None:
         if not linux.sysctl:
             return
-        container, reply = self._request.container.linux, self._adjust.linux
+        container, reply = self._container.linux, self._adjust.linux
         pending = dict.fromkeys(k[1:] for k in linux.sysctl if k.startswith("-"))
         for key, value in linux.sysctl.items():
             if key.startswith("-"):
@@ -550,7 +557,7 @@ class CreateResult(_Collector):
     def _net_devices(self, linux: pb.LinuxContainerAdjustment, plugin: str) -> None:
         if not linux.net_devices:
             return
-        container, reply = self._request.container.linux, self._adjust.linux
+        container, reply = self._container.linux, self._adjust.linux
         pending = dict.fromkeys(k[1:] for k in linux.net_devices if k.startswith("-"))
         for key, dev in linux.net_devices.items():
             if key.startswith("-"):
@@ -588,7 +595,7 @@ class CreateResult(_Collector):
     def _rlimits(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
         for rlimit in adj.rlimits:
             self._owners.claim(self._cid, _F("Rlimits"), plugin, rlimit.type)
-            self._request.container.rlimits.append(rlimit)
+            self._container.rlimits.append(rlimit)
             self._adjust.rlimits.append(rlimit)
 
     def _cdi_devices(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
@@ -617,16 +624,17 @@ def _replace_if_shorter(target: Sequence[Message], items: Sequence[Message]) -> 
 
 def _drop_env(env: MutableSequence[str], keys: set[str]) -> None:
     """Remove the ``KEY=value`` (or bare ``KEY``) entries whose key is in ``keys``."""
-    # An env key never contains "=", so other keys cannot match any entry.
-    keys = {k for k in keys if "=" not in k}
-    if not keys:
-        return
     current = list(env)
     # Quick scan for the usual case of only new keys; a NUL inside an entry can only
-    # cause a false hit, which the exact filter below sorts out.
+    # cause a false hit, which the exact filter below sorts out. An env key never
+    # contains "=", so such keys cannot match any entry.
     joined = "\0" + "\0".join(current) + "\0"
-    if not any(f"\0{k}=" in joined or f"\0{k}\0" in joined for k in keys):
+    for key in keys:
+        if "=" not in key and ("\0" + key + "=" in joined or "\0" + key + "\0" in joined):
+            break
+    else:
         return
+    keys = {k for k in keys if "=" not in k}
     prefixes = tuple(k + "=" for k in keys)
     kept = [e for e in current if not (e.startswith(prefixes) or e in keys)]
     if len(kept) != len(current):

@@ -20,7 +20,9 @@ from typing import Any
 from nri.net._frames import (
     DEFAULT_MAX_FRAME_PAYLOAD,
     DEFAULT_MAX_READ_PAYLOAD,
+    FRAME_HEADER_SIZE,
     MAX_CONN_ID,
+    RESERVED_CONN_ID,
     FrameDecoder,
     MuxProtocolError,
     encode_frames,
@@ -483,24 +485,36 @@ class Mux:
 
     def _data_received(self, data: bytes | memoryview) -> None:
         decoder = self._decoder
-        conns = self._conns
+        if not decoder.buffered:
+            # The usual case: whole frames, taken straight from the read buffer without
+            # going through the decoder's buffer; anything else is left to the decoder.
+            pos, size, limit = 0, len(data), decoder.max_payload
+            while size - pos >= FRAME_HEADER_SIZE and not self._closing:
+                conn_id, length = _HEADER.unpack_from(data, pos)
+                end = pos + FRAME_HEADER_SIZE + length
+                if end > size or length > limit or conn_id == RESERVED_CONN_ID:
+                    break
+                self._deliver_frame(conn_id, bytes(data[pos + FRAME_HEADER_SIZE : end]))
+                pos = end
+            if pos == size or self._closing:
+                return
+            data = data[pos:]
         try:
             decoder.feed(data)
             while not self._closing:
                 frame = decoder.next_frame()
                 if frame is None:
                     return
-                conn = conns.get(frame.conn_id)
-                if conn is None:
-                    logger.debug(
-                        "dropped %d-byte frame for unopened mux conn %d",
-                        len(frame.payload),
-                        frame.conn_id,
-                    )
-                elif frame.payload:
-                    conn._deliver(frame.payload)
+                self._deliver_frame(frame.conn_id, frame.payload)
         except MuxProtocolError as exc:
             self._fail(exc)
+
+    def _deliver_frame(self, conn_id: int, payload: bytes) -> None:
+        conn = self._conns.get(conn_id)
+        if conn is None:
+            logger.debug("dropped %d-byte frame for unopened mux conn %d", len(payload), conn_id)
+        elif payload:
+            conn._deliver(payload)
 
     def _connection_lost(self, exc: Exception | None) -> None:
         if not self._closing:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import types
@@ -36,6 +37,40 @@ def _config_path(value: str) -> Path:
     return Path(value)
 
 
+def _terminal_columns() -> int:
+    """The width ``shutil.get_terminal_size()`` reports, without importing shutil."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        stdout = sys.__stdout__
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns if stdout else 0
+        except (ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's default formatter, sized without importing shutil.
+
+    argparse imports shutil (and with it the bz2/lzma/zlib modules, half a megabyte) just
+    to find the terminal width; plugin processes stay smaller without them.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 def argument_parser(
     prog: str | None = None, description: str | None = None
 ) -> argparse.ArgumentParser:
@@ -44,7 +79,9 @@ def argument_parser(
     ``--name``, ``--idx``, ``--socket-path``, ``--config FILE``, ``--log-level`` and
     ``--reconnect``; add the plugin's own flags to it before parsing.
     """
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=_HelpFormatter
+    )
     group = parser.add_argument_group("NRI plugin options")
     group.add_argument("--name", help="plugin name (default: from the environment or program)")
     group.add_argument("--idx", help="plugin index, two digits (default: as for --name)")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import operator
 import os
 import sys
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from google.protobuf.message import Message
@@ -335,25 +337,58 @@ class Stub:
         """Run one plugin handler (sync or async), logging it when slower than the runtime
         waits. ``what`` names what it is about, or is the request to describe (only when
         something is logged)."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        outcome = self._start(handler, what, args, _unchanged)
+        if inspect.iscoroutine(outcome):
+            return await outcome
+        return outcome
+
+    def _start(
+        self,
+        handler: str,
+        what: str | Message,
+        args: Sequence[Any],
+        finish: Callable[[Any], Any],
+    ) -> Any:
+        """Call a plugin handler; return ``finish(result)`` right away for a plain result, or
+        for an awaitable one a coroutine that returns it (see :meth:`_call`)."""
+        started = time.monotonic()
         try:
             result = getattr(self.plugin, handler)(*args)
-            if inspect.isawaitable(result):
-                result = await result
+        except Exception:
+            self.log.exception("%s for %s failed", handler, _describe(what))
+            raise
+        if inspect.isawaitable(result):
+            return self._finish(handler, what, started, result, finish)
+        self._check_duration(handler, what, started)
+        return finish(result)
+
+    async def _finish(
+        self,
+        handler: str,
+        what: str | Message,
+        started: float,
+        result: Awaitable[Any],
+        finish: Callable[[Any], Any],
+    ) -> Any:
+        try:
+            value = await result
         except asyncio.CancelledError:
             self.log.warning(
                 "%s for %s was cancelled after %.3fs (runtime request timeout %gs)",
                 handler,
                 _describe(what),
-                loop.time() - started,
+                time.monotonic() - started,
                 self.request_timeout,
             )
             raise
         except Exception:
             self.log.exception("%s for %s failed", handler, _describe(what))
             raise
-        elapsed = loop.time() - started
+        self._check_duration(handler, what, started)
+        return finish(value)
+
+    def _check_duration(self, handler: str, what: str | Message, started: float) -> None:
+        elapsed = time.monotonic() - started
         if elapsed > self.request_timeout:
             self.log.warning(
                 "%s for %s took %.3fs, longer than the runtime's request timeout of %gs",
@@ -362,7 +397,6 @@ class Stub:
                 elapsed,
                 self.request_timeout,
             )
-        return result
 
     async def _configure(self, request: Message) -> Message:
         assert isinstance(request, pb.ConfigureRequest)
@@ -426,11 +460,7 @@ class Stub:
             self._mux.close()
 
     def _event_method(self, spec: EventHandler) -> Callable[[Message], Any]:
-        async def handle(request: Message) -> Message:
-            if not overrides(self.plugin, spec.handler):
-                return spec.response()
-            args = [getattr(request, field) for field in spec.arguments]
-            result = await self._call(spec.handler, request, *args)
+        def respond(result: Any) -> Message:
             adjust, updates, evictions = sort_changes(spec.handler, result, spec.changes)
             response = spec.response()
             if adjust is not None:
@@ -440,6 +470,17 @@ class Stub:
             if evictions:
                 response.evict.extend(evictions)  # type: ignore[attr-defined]
             return response
+
+        fields = operator.attrgetter(*spec.arguments)
+        single = len(spec.arguments) == 1
+
+        # The response of a plain (not async) plugin handler, which the ttRPC server then
+        # sends right away without a task; for an async one a coroutine returning it.
+        def handle(request: Message) -> Any:
+            if not overrides(self.plugin, spec.handler):
+                return spec.response()
+            args = fields(request)
+            return self._start(spec.handler, request, (args,) if single else args, respond)
 
         return handle
 
@@ -462,6 +503,10 @@ class Stub:
         except Exception as exc:
             return pb.ValidateContainerAdjustmentResponse(reject=True, reason=str(exc))
         return pb.ValidateContainerAdjustmentResponse()
+
+
+def _unchanged(result: Any) -> Any:
+    return result
 
 
 def _describe(request: str | Message) -> str:

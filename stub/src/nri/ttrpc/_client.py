@@ -69,27 +69,33 @@ class Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Feed received bytes; complete the calls whose responses arrived."""
         decoder = self._decoder
+        whole = decoder.take_whole(data)
+        if whole is not None:
+            self._received(*whole)
+            return
         decoder.feed(data)
-        pending = self._pending
         while True:
             try:
                 msg = decoder.next_message()
             except OversizedInboundMessageError as exc:
-                fut = pending.pop(exc.stream_id, None)
+                fut = self._pending.pop(exc.stream_id, None)
                 logger.warning("dropping oversized message on stream %d: %s", exc.stream_id, exc)
                 if fut is not None and not fut.done():
                     fut.set_exception(StatusError(Code.RESOURCE_EXHAUSTED, str(exc.args[0])))
                 continue
             if msg is None:
                 return
-            if msg.type is not MessageType.RESPONSE:
-                logger.debug("ignoring %s message on stream %d", msg.type.name, msg.stream_id)
-                continue
-            fut = pending.pop(msg.stream_id, None)
-            if fut is None or fut.done():
-                logger.debug("dropping response for unknown stream %d", msg.stream_id)
-                continue
-            fut.set_result(msg.data)
+            self._received(msg.stream_id, msg.type, msg.data)
+
+    def _received(self, stream_id: int, mtype: MessageType, data: bytes) -> None:
+        if mtype is not MessageType.RESPONSE:
+            logger.debug("ignoring %s message on stream %d", mtype.name, stream_id)
+            return
+        fut = self._pending.pop(stream_id, None)
+        if fut is None or fut.done():
+            logger.debug("dropping response for unknown stream %d", stream_id)
+            return
+        fut.set_result(data)
 
     def eof_received(self) -> bool | None:
         """The peer closed its side: let the transport close."""

@@ -128,6 +128,27 @@ class MessageDecoder:
             self._pos = 0
         self._buf += data
 
+    def take_whole(
+        self, data: bytes | bytearray | memoryview
+    ) -> tuple[int, MessageType, bytes] | None:
+        """Decode ``data`` at once if it is exactly one message and nothing is buffered.
+
+        Returns the message's (stream id, type, data) without buffering anything, or None
+        when ``data`` is anything else (part of a message, several, an oversized or unknown
+        one, or not ``bytes``): then :meth:`feed` it as usual. This skips the buffering in
+        the common case of one message per chunk received.
+        """
+        # Only immutable bytes: the returned slice of a view could change under the caller.
+        if not isinstance(data, bytes) or len(data) < HEADER_SIZE:
+            return None
+        if self._skip or self._pos != len(self._buf):
+            return None
+        length, stream_id, mtype, _ = _HEADER.unpack_from(data)
+        kind = _TYPES.get(mtype)
+        if length + HEADER_SIZE != len(data) or length > self._max or kind is None:
+            return None
+        return stream_id, kind, data[HEADER_SIZE:]
+
     def next_message(self) -> Message | None:
         """Return the next complete message, or ``None`` if more bytes are needed.
 

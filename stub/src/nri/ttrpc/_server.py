@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, cast
@@ -13,6 +14,7 @@ from typing import Any, Generic, TypeVar, cast
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
+from nri.ttrpc import ttrpc_pb2
 from nri.ttrpc._codec import (
     DEFAULT_MAX_MESSAGE_SIZE,
     MessageDecoder,
@@ -32,8 +34,9 @@ from nri.ttrpc._errors import (
 
 __all__ = ["Handler", "Method", "Server", "current_deadline", "serve_unix"]
 
-Handler = Callable[[ProtoMessage], Awaitable[ProtoMessage]]
-"""A unary method: takes the decoded request message, returns the response message."""
+Handler = Callable[[ProtoMessage], Awaitable[ProtoMessage] | ProtoMessage]
+"""A unary method: takes the decoded request message, returns the response message (or an
+awaitable of it)."""
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "nri_ttrpc_deadline", default=None
@@ -53,11 +56,14 @@ class Method(Generic[ReqT]):
     """A unary method: the request message type and its handler.
 
     The handler gets a ``request_type`` message decoded from the request payload and
-    returns the response message.
+    returns the response message, or an awaitable of it (e.g. it is an ``async def``),
+    which then runs in its own task. A handler that returns the message itself runs right
+    as the request arrives: it saves a task and an event-loop iteration, and it cannot be
+    cancelled at its deadline.
     """
 
     request_type: type[ReqT]
-    handler: Callable[[ReqT], Awaitable[ProtoMessage]]
+    handler: Callable[[ReqT], Awaitable[ProtoMessage] | ProtoMessage]
 
 
 class Server:
@@ -174,6 +180,10 @@ class _ServerConnection(asyncio.Protocol):
         if self._lost:
             return
         decoder = self._decoder
+        whole = decoder.take_whole(data)
+        if whole is not None:
+            self._received(*whole)
+            return
         decoder.feed(data)
         while True:
             try:
@@ -188,27 +198,29 @@ class _ServerConnection(asyncio.Protocol):
                 continue
             if msg is None:
                 return
-            sid = msg.stream_id
-            if sid % 2 != 1:
+            self._received(msg.stream_id, msg.type, msg.data)
+
+    def _received(self, sid: int, mtype: MessageType, data: bytes) -> None:
+        if sid % 2 != 1:
+            self._send_status(
+                sid,
+                Code.INVALID_ARGUMENT,
+                "StreamID must be odd for client initiated streams",
+            )
+        elif mtype is MessageType.REQUEST:
+            if sid <= self._last_stream_id:
                 self._send_status(
                     sid,
                     Code.INVALID_ARGUMENT,
-                    "StreamID must be odd for client initiated streams",
+                    "StreamID cannot be re-used and must increment",
                 )
-            elif msg.type is MessageType.REQUEST:
-                if sid <= self._last_stream_id:
-                    self._send_status(
-                        sid,
-                        Code.INVALID_ARGUMENT,
-                        "StreamID cannot be re-used and must increment",
-                    )
-                    continue
-                self._last_stream_id = sid
-                self._dispatch(sid, msg.data)
-            elif msg.type is MessageType.DATA:
-                # Only unary methods exist here, so no stream ever takes data.
-                self._send_status(sid, Code.INVALID_ARGUMENT, "StreamID is no longer active")
-            # Responses sent to a server are ignored, as upstream does.
+                return
+            self._last_stream_id = sid
+            self._dispatch(sid, data)
+        elif mtype is MessageType.DATA:
+            # Only unary methods exist here, so no stream ever takes data.
+            self._send_status(sid, Code.INVALID_ARGUMENT, "StreamID is no longer active")
+        # Responses sent to a server are ignored, as upstream does.
 
     def _dispatch(self, sid: int, data: bytes) -> None:
         try:
@@ -238,16 +250,25 @@ class _ServerConnection(asyncio.Protocol):
         deadline = None
         if req.timeout_nano:
             deadline = loop.time() + req.timeout_nano / 1e9
-        task = loop.create_task(
-            self._run(
-                sid=sid,
-                service=req.service,
-                method=req.method,
-                handler=method.handler,
-                request=request,
-                deadline=deadline,
-            )
-        )
+        token = _deadline.set(deadline)
+        try:
+            outcome = method.handler(request)
+        except asyncio.CancelledError:
+            self._log.warning("ttrpc: %s/%s was cancelled", req.service, req.method)
+            self._respond(sid, req, (Code.CANCELLED, "context canceled", b""))
+            return
+        except Exception as exc:
+            self._respond(sid, req, self._failure(req, exc))
+            return
+        finally:
+            _deadline.reset(token)
+        if isinstance(outcome, ProtoMessage) or not inspect.isawaitable(outcome):
+            self._respond(sid, req, self._success(req, outcome))
+            return
+        task = loop.create_task(self._run(sid=sid, call=req, outcome=outcome, deadline=deadline))
+        if inspect.iscoroutine(outcome):
+            # A task cancelled before its first step never awaits the handler's coroutine.
+            task.add_done_callback(_closer(outcome))
         self._tasks[sid] = task
         if deadline is not None:
             self._deadlines.add(sid, deadline)
@@ -262,54 +283,31 @@ class _ServerConnection(asyncio.Protocol):
         self,
         *,
         sid: int,
-        service: str,
-        method: str,
-        handler: Handler,
-        request: ProtoMessage,
+        call: ttrpc_pb2.Request,
+        outcome: Awaitable[object],
         deadline: float | None,
     ) -> None:
         try:
             _deadline.set(deadline)
-            code, message, payload = await self._call(sid, service, method, handler, request)
-            if self._lost:
-                return
-            try:
-                frame = encode_message(
-                    sid,
-                    MessageType.RESPONSE,
-                    encode_response(code, message, payload),
-                    max_message_size=self._server._max,
-                )
-            except OversizedMessageError as exc:
-                self._log.error("ttrpc: response of %s/%s is too large: %s", service, method, exc)
-                frame = encode_message(
-                    sid,
-                    MessageType.RESPONSE,
-                    encode_response(Code.RESOURCE_EXHAUSTED, str(exc), b""),
-                )
-            self._write(frame)
+            answer = await self._await(sid, call, outcome)
+            if not self._lost:
+                self._respond(sid, call, answer)
         finally:
             self._tasks.pop(sid, None)
             self._deadlines.discard(sid)
             self._expired.discard(sid)
 
-    async def _call(
-        self,
-        sid: int,
-        service: str,
-        method: str,
-        handler: Handler,
-        request: ProtoMessage,
+    async def _await(
+        self, sid: int, call: ttrpc_pb2.Request, outcome: Awaitable[object]
     ) -> tuple[int, str, bytes]:
-        """Run the handler; return the (code, message, payload) to answer with."""
-        log = self._log
+        """Wait for an asynchronous handler; return the (code, message, payload) to answer."""
         task = asyncio.current_task()
         assert task is not None
         cancelling = task.cancelling()
         expired = converted = False
         try:
             try:
-                response: object = await handler(request)
+                response = await outcome
             finally:
                 if sid in self._expired:
                     # Take back the deadline's cancellation, as asyncio.timeout does.
@@ -317,30 +315,43 @@ class _ServerConnection(asyncio.Protocol):
                     expired = True
                     converted = task.uncancel() <= cancelling
         except StatusError as exc:
-            log.info("ttrpc: %s/%s failed: %s", service, method, exc)
-            return exc.code, exc.message, b""
+            return self._failure(call, exc)
         except asyncio.CancelledError:
             if converted:
-                log.warning("ttrpc: %s/%s cancelled at its deadline", service, method)
+                self._log.warning(
+                    "ttrpc: %s/%s cancelled at its deadline", call.service, call.method
+                )
                 return Code.DEADLINE_EXCEEDED, "context deadline exceeded", b""
             if self._lost or task.cancelling():
                 raise
-            log.warning("ttrpc: %s/%s was cancelled", service, method)
+            self._log.warning("ttrpc: %s/%s was cancelled", call.service, call.method)
             return Code.CANCELLED, "context canceled", b""
         except TimeoutError as exc:
             if expired:
-                log.warning("ttrpc: %s/%s cancelled at its deadline", service, method)
+                self._log.warning(
+                    "ttrpc: %s/%s cancelled at its deadline", call.service, call.method
+                )
                 return Code.DEADLINE_EXCEEDED, "context deadline exceeded", b""
-            log.error("ttrpc: %s/%s raised %r", service, method, exc, exc_info=exc)
-            return Code.UNKNOWN, str(exc) or type(exc).__name__, b""
+            return self._failure(call, exc)
         except Exception as exc:
-            log.error("ttrpc: %s/%s raised %r", service, method, exc, exc_info=exc)
-            return Code.UNKNOWN, str(exc) or type(exc).__name__, b""
+            return self._failure(call, exc)
+        return self._success(call, response)
+
+    def _failure(self, call: ttrpc_pb2.Request, exc: Exception) -> tuple[int, str, bytes]:
+        """The answer to a handler that raised ``exc``."""
+        if isinstance(exc, StatusError):
+            self._log.info("ttrpc: %s/%s failed: %s", call.service, call.method, exc)
+            return exc.code, exc.message, b""
+        self._log.error("ttrpc: %s/%s raised %r", call.service, call.method, exc, exc_info=exc)
+        return Code.UNKNOWN, str(exc) or type(exc).__name__, b""
+
+    def _success(self, call: ttrpc_pb2.Request, response: object) -> tuple[int, str, bytes]:
+        """The answer to a handler that returned ``response``."""
         if not isinstance(response, ProtoMessage):
-            log.error(
+            self._log.error(
                 "ttrpc: %s/%s returned %s, not a protobuf message",
-                service,
-                method,
+                call.service,
+                call.method,
                 type(response).__name__,
             )
             return (
@@ -350,6 +361,26 @@ class _ServerConnection(asyncio.Protocol):
             )
         return Code.OK, "", response.SerializeToString()
 
+    def _respond(self, sid: int, call: ttrpc_pb2.Request, answer: tuple[int, str, bytes]) -> None:
+        code, message, payload = answer
+        try:
+            frame = encode_message(
+                sid,
+                MessageType.RESPONSE,
+                encode_response(code, message, payload),
+                max_message_size=self._server._max,
+            )
+        except OversizedMessageError as exc:
+            self._log.error(
+                "ttrpc: response of %s/%s is too large: %s", call.service, call.method, exc
+            )
+            frame = encode_message(
+                sid,
+                MessageType.RESPONSE,
+                encode_response(Code.RESOURCE_EXHAUSTED, str(exc), b""),
+            )
+        self._write(frame)
+
     def _send_status(self, sid: int, code: Code, message: str) -> None:
         # Even a bad stream id is answered on that id, so the client knows which failed.
         self._write(encode_message(sid, MessageType.RESPONSE, encode_response(code, message, b"")))
@@ -358,6 +389,13 @@ class _ServerConnection(asyncio.Protocol):
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.write(frame)
+
+
+def _closer(coro: Coroutine[Any, Any, object]) -> Callable[[object], None]:
+    def close(_: object) -> None:
+        coro.close()
+
+    return close
 
 
 async def serve_unix(server: Server, path: str) -> asyncio.Server:
