@@ -123,17 +123,19 @@ async def measure(count: int, spawns: int) -> list[dict[str, object]]:
     row = summarize("stub plugin CreateContainer round trip", latencies, wall)
     row["target"] = "p50<=250us, >=3600/s"
     rows.append(row)
-    rows.append(
-        {
-            "benchmark": "idle plugin process RSS (MB)",
-            "n": 1,
-            "per_s": "",
-            "p50_us": "",
-            "p99_us": "",
-            "mean_us": round(idle_rss / 1e6, 1),
-            "target": "<=25 MB",
-        }
-    )
+    # RSS in both units: ps and top count in KiB (so MiB), the target does not say which.
+    for unit, size in (("MiB", 2**20), ("MB", 10**6)):
+        rows.append(
+            {
+                "benchmark": f"idle plugin process RSS ({unit})",
+                "n": 1,
+                "per_s": "",
+                "p50_us": "",
+                "p99_us": "",
+                "mean_us": round(idle_rss / size, 1),
+                "target": "<=25",
+            }
+        )
     rows.append(
         {
             "benchmark": "spawn to registered (ms)",
