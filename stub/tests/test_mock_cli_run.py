@@ -142,9 +142,10 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     done = cli("run", str(tmp_path / "missing.yaml"))
     assert done.returncode == 2
     assert f"{tmp_path / 'missing.yaml'}: cannot read the scenario" in done.stderr
-    done = cli("run", str(SCENARIOS / "passing.yaml"), "--timeout", "0")
-    assert done.returncode == 2
-    assert "--timeout must be a positive number of seconds" in done.stderr
+    for timeout in ("0", "nan"):
+        done = cli("run", str(SCENARIOS / "passing.yaml"), "--timeout", timeout)
+        assert done.returncode == 2
+        assert "--timeout must be a positive number of seconds" in done.stderr
     done = cli("frobnicate")
     assert done.returncode == 2
     assert "invalid choice: 'frobnicate'" in done.stderr

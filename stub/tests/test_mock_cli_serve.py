@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 SCENARIOS = Path(__file__).parent / "mock_scenarios"
@@ -40,6 +42,7 @@ def test_commands_from_stdin() -> None:
             "list",
             "show app /process/env",
             "show app /nothing",
+            "show app process",
             "plugins",
             "bogus",
             "create-container web x --env NOVALUE",
@@ -78,6 +81,7 @@ def test_commands_from_stdin() -> None:
         "]",
     ]
     assert "error: /nothing: not in the spec of app" in lines
+    assert "error: process: not in the spec of app" in lines
     assert "error: unknown command 'bogus'; type 'help'" in lines
     assert "error: --env 'NOVALUE': expected KEY=VALUE" in lines
     assert (
@@ -100,6 +104,35 @@ def test_end_of_input_stops_cleanly() -> None:
     )
     assert "plugins: none registered" in out.splitlines()
     assert "runtime stopped" in err
+
+
+@pytest.mark.timeout(60)
+def test_interrupt_stops_a_command_in_progress_and_the_plugins() -> None:
+    plugin = " ".join([*PLUGIN, "--idx", "10", "--name", "envs"])
+    process = serve("--plugin", plugin)
+    try:
+        assert process.stdin is not None
+        lines = Lines(process)
+        lines.wait_for("type 'help' for commands")
+        plugins = psutil.Process(process.pid).children()
+        assert len(plugins) == 1
+        process.stdin.write("list\nsleep 600\n")
+        process.stdin.flush()
+        lines.wait_for("no pods")
+        time.sleep(0.3)  # into the sleep
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+        assert process.stderr is not None
+        err = process.stderr.read()
+        assert "stopping on SIGINT" in err
+        assert "runtime stopped" in err
+        assert not psutil.pid_exists(plugins[0].pid) or (
+            plugins[0].status() == psutil.STATUS_ZOMBIE
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_bad_scenario_option_exits_2(tmp_path: Path) -> None:

@@ -191,6 +191,43 @@ def test_failures_are_reported_with_the_plugin_stderr(pytester: pytest.Pytester)
     assert "run_coroutine" not in result.stdout.str()
 
 
+def test_overriding_the_runtime_fixture_keeps_the_plugin_stderr_report(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        from nri.mock import MockRuntime
+
+
+        @pytest.fixture
+        def nri_mock_runtime():
+            return MockRuntime(request_timeout=0.5)
+        """
+    )
+    _project(
+        pytester,
+        """
+        import pathlib
+        import sys
+
+        COMMAND = [sys.executable, str(pathlib.Path(__file__).with_name("annotated_env.py"))]
+
+
+        def test_wrong_expectation(nri_runtime):
+            nri_runtime.launch_plugin(COMMAND + ["--name", "env", "--idx", "10"])
+            assert nri_runtime.runtime.adaptation.config.request_timeout == 0.5
+            assert nri_runtime.plugins == []
+        """,
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*- nri plugin * --name env --idx 10 (pid *) stderr -*", "*10-env*"]
+    )
+
+
 def test_unregistered_plugin_times_out_naming_it(pytester: pytest.Pytester) -> None:
     _project(
         pytester,

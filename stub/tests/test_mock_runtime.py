@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from nri.adaptation import ConflictError, PluginError, ValidationError
+from nri.adaptation import AdaptationError, ConflictError, PluginError, ValidationError
 from nri.api import Adjustment, Update
 from nri.api import api_pb2 as pb
 from nri.mock import MockRuntime, PluginLaunchError
@@ -266,3 +267,52 @@ async def test_validator_missing_its_deadline_fails_creation_and_is_closed(
         assert [p.full_name for p in rt.plugins] == ["10-env"]
         ctr = await rt.create_container(pod, "app")  # the runtime goes on without it
         assert "HELLO=world" in ctr.spec["process"]["env"]
+
+
+async def test_failed_start_removes_the_temporary_directory() -> None:
+    runtime = MockRuntime()
+    socket_dir = Path(runtime.socket_path).parent
+    Path(runtime.socket_path).mkdir()  # nothing can listen there
+    with pytest.raises(AdaptationError, match="nri.sock"):
+        await runtime.start()
+    assert not socket_dir.exists()
+
+
+def test_runtime_never_started_leaves_no_temporary_directory() -> None:
+    runtime = MockRuntime()
+    socket_dir = Path(runtime.socket_path).parent
+    assert socket_dir.is_dir()
+    del runtime
+    gc.collect()
+    assert not socket_dir.exists()
+
+
+class SelfEvicter(Plugin):
+    """Evicts every container it is asked to create, and notes the events it gets."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def create_container(self, pod: pb.PodSandbox, container: pb.Container) -> Any:
+        self.seen.append("CreateContainer")
+        return pb.ContainerEviction(container_id=container.id, reason="no room")
+
+    def post_create_container(self, pod: pb.PodSandbox, container: pb.Container) -> None:
+        self.seen.append("PostCreateContainer")
+
+    def remove_container(self, pod: pb.PodSandbox, container: pb.Container) -> None:
+        self.seen.append("RemoveContainer")
+
+
+async def test_container_evicted_at_creation_gets_no_post_create(tmp_path: Path) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        plugin = SelfEvicter()
+        await rt.add_plugin(plugin, name="evicter", idx="10")
+        ctr = await rt.create_container(await rt.run_pod("web"), "app")
+        assert ctr.id not in rt.containers
+        assert plugin.seen == ["CreateContainer", "RemoveContainer"]
+        assert [r.event for r in rt.history][-3:] == [
+            "EvictContainer",
+            "StopContainer",
+            "RemoveContainer",
+        ]

@@ -183,6 +183,12 @@ def test_duplicate_keys_are_rejected() -> None:
     assert str(info.value) == "dup.yaml: line 3, column 1: invalid YAML: found duplicate key 'pods'"
 
 
+def test_unhashable_keys_are_reported_not_raised() -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_yaml("pods:\n  [web]: {}\n", "keys.yaml")
+    assert str(info.value) == "keys.yaml: line 2, column 3: invalid YAML: found unhashable key"
+
+
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(tmp_path / "missing.yaml")
@@ -215,6 +221,7 @@ def test_resolve_pointer() -> None:
     assert resolve_pointer(spec, "/a~1b/c~0d/2") == (False, None)
     assert resolve_pointer(spec, "/a~1b/c~0d/-") == (False, None)
     assert resolve_pointer(spec, "/a~1b/c~0d/0/x") == (False, None)
+    assert resolve_pointer(spec, "a~1b") == (False, None)  # not a pointer
 
 
 SPEC = {

@@ -447,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"{PROG}: %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if args.timeout <= 0:
+    if not args.timeout > 0:  # nan included
         progress("--timeout must be a positive number of seconds")
         return EXIT_USAGE
     if args.external_plugin and not args.socket:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from nri.adaptation import PluginInfo
 from nri.mock._runtime import EventRecord, MockContainer, MockPod, MockRuntime
 from nri.mock._scenario import Check, ContainerDef, PodDef, Scenario, Step
 
 __all__ = ["CheckOutcome", "Player", "RunResult", "StepResult"]
+
+_Named = TypeVar("_Named", bound=MockPod | MockContainer)
 
 
 @dataclasses.dataclass
@@ -142,7 +144,7 @@ class Player:
             return self.containers[ref]
         return self.runtime.container(ref)
 
-    def _named(self, obj: MockPod | MockContainer) -> Any:
+    def _named(self, obj: _Named) -> _Named:
         if isinstance(obj, MockPod):
             self.names[obj.id] = obj.name
         else:

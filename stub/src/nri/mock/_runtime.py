@@ -11,6 +11,7 @@ import os
 import shlex
 import shutil
 import tempfile
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -274,6 +275,10 @@ class MockRuntime:
         disable_connections: bool = False,
     ) -> None:
         self._tmpdir = tempfile.mkdtemp(prefix="nri-mock-")
+        # Also removed when a runtime that was never closed is collected or at exit.
+        self._remove_tmpdir = weakref.finalize(
+            self, shutil.rmtree, self._tmpdir, ignore_errors=True
+        )
         self.socket_path = (
             os.fspath(socket_path)
             if socket_path is not None
@@ -315,8 +320,15 @@ class MockRuntime:
     # -- start / stop ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the adaptation: launch pre-installed plugins, listen on the socket."""
-        await self.adaptation.start()
+        """Start the adaptation: launch pre-installed plugins, listen on the socket.
+
+        If that fails, the runtime is closed (its temporary files removed) and the error raised.
+        """
+        try:
+            await self.adaptation.start()
+        except BaseException:
+            await self.close()
+            raise
         self._started = True
 
     async def close(self) -> None:
@@ -330,7 +342,7 @@ class MockRuntime:
             await asyncio.wait(self._readers, timeout=1.0)
         await self.idle()
         self._started = False
-        shutil.rmtree(self._tmpdir, ignore_errors=True)
+        self._remove_tmpdir()
 
     async def __aenter__(self) -> MockRuntime:
         await self.start()
@@ -769,7 +781,8 @@ class MockRuntime:
         spec: Mapping[str, Any] | None = None,
         id: str | None = None,
     ) -> MockContainer:
-        """Create a container: relay CreateContainer, apply the result, PostCreateContainer.
+        """Create a container: relay CreateContainer, apply the result, PostCreateContainer
+        (not for a container the plugins evicted at once).
 
         Plugin errors, conflicts and validation failures propagate (PluginError,
         ConflictError, ValidationError, SpecError); the container is then not kept and the
@@ -810,6 +823,8 @@ class MockRuntime:
             await self._undo_create(the_pod, ctr)
             raise
         await self._evict_from(record, response.evict)
+        if ctr.id not in self.containers:
+            return ctr  # evicted at once: there is nothing left to relay PostCreate for
         await self._recorded(
             EventRecord("PostCreateContainer", pod_id=the_pod.id, container_id=ctr.id),
             self.adaptation.post_create_container(
@@ -896,6 +911,8 @@ class MockRuntime:
             record.error = str(exc) or type(exc).__name__
             raise
         await self._evict_from(record, response.evict)
+        if ctr.id not in self.containers:
+            return ctr  # evicted by the update's plugins
         await self._recorded(
             EventRecord("PostUpdateContainer", pod_id=pod.id, container_id=ctr.id),
             self.adaptation.post_update_container(

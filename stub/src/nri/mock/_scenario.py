@@ -65,7 +65,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -265,7 +265,10 @@ class Scenario:
 
 
 def resolve_pointer(document: Any, pointer: str) -> tuple[bool, Any]:
-    """``(True, value)`` at a JSON pointer in ``document``, ``(False, None)`` if nothing is."""
+    """``(True, value)`` at a JSON pointer in ``document``, ``(False, None)`` if nothing is
+    (or ``pointer`` is not one: neither empty nor starting with ``/``)."""
+    if pointer and not pointer.startswith("/"):
+        return False, None
     value = document
     for escaped in pointer.split("/")[1:]:
         token = escaped.replace("~1", "/").replace("~0", "~")
@@ -774,6 +777,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # the base class reports it, with its place in the file
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping",

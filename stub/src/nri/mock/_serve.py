@@ -386,8 +386,19 @@ async def _serve(args: argparse.Namespace) -> int:
     session = Session(runtime, player, out, timeout=args.timeout, commands=commands)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
+    main = asyncio.current_task()
+    assert main is not None
+    # A signal ends the session at once, even in the middle of a command (sleep 600); more
+    # signals while closing down are ignored so that plugins are still terminated.
+    interrupted: list[int] = []
+
+    def interrupt(signum: int) -> None:
+        if not interrupted:
+            interrupted.append(signum)
+            main.cancel()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, queue.put_nowait, None)
+        loop.add_signal_handler(signum, interrupt, signum)
     watcher = asyncio.ensure_future(session.watch())
     try:
         out.print(
@@ -407,6 +418,11 @@ async def _serve(args: argparse.Namespace) -> int:
         while (line := await queue.get()) is not None:
             if not await session.handle(line):
                 break
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+        main.uncancel()
+        progress(f"stopping on {signal.Signals(interrupted[0]).name}")
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

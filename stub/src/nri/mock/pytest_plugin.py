@@ -56,7 +56,6 @@ DEFAULT_REGISTRATION_TIMEOUT = 10.0
 """Seconds a plugin gets to register when no option says otherwise."""
 
 _REGISTRATION_TIMEOUT = pytest.StashKey[float]()
-_MOCK_RUNTIME = pytest.StashKey["MockRuntime"]()
 _REPORTED = pytest.StashKey[bool]()
 
 
@@ -106,7 +105,6 @@ def nri_mock_runtime(request: pytest.FixtureRequest) -> Iterator[MockRuntime]:
     from nri.mock._runtime import MockRuntime
 
     runtime = MockRuntime(registration_timeout=request.config.stash[_REGISTRATION_TIMEOUT])
-    request.node.stash[_MOCK_RUNTIME] = runtime
     yield runtime
     for handle in runtime.processes:
         if handle.process.returncode is None:
@@ -129,7 +127,7 @@ def pytest_runtest_makereport(
 ) -> Generator[None, Any, None]:
     """Attach the plugin commands' stderr to the first failing report of a test."""
     outcome = yield
-    runtime = item.stash.get(_MOCK_RUNTIME, None)
+    runtime = _mock_runtime_of(item)
     if runtime is None or item.stash.get(_REPORTED, False):
         return
     report: pytest.TestReport = outcome.get_result()
@@ -142,3 +140,14 @@ def pytest_runtest_makereport(
         title = f"nri plugin {shlex.join(handle.command)} (pid {handle.pid}"
         title += ")" if status is None else f", exit status {status})"
         report.sections.append((f"{title} stderr", stderr or "(nothing)"))
+
+
+def _mock_runtime_of(item: pytest.Item) -> MockRuntime | None:
+    # By fixture name, so that a conftest's own nri_mock_runtime is found as well.
+    funcargs: dict[str, Any] = getattr(item, "funcargs", None) or {}
+    if "nri_mock_runtime" not in funcargs:
+        return None
+    from nri.mock._runtime import MockRuntime
+
+    runtime = funcargs["nri_mock_runtime"]
+    return runtime if isinstance(runtime, MockRuntime) else None
