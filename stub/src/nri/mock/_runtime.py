@@ -390,7 +390,7 @@ class MockRuntime:
         name: str | None = None,
         idx: str | None = None,
         env: Mapping[str, str] | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float | None = None,  # noqa: ASYNC109
         on_output: Callable[[str], None] | None = None,
     ) -> PluginProcess:
         """Start a plugin command connected to this runtime and wait until it registered.
@@ -399,9 +399,12 @@ class MockRuntime:
         pre-installed plugins do, on top of this process's environment and ``env``; ``name``
         and ``idx`` are passed as ``NRI_PLUGIN_NAME``/``NRI_PLUGIN_IDX``. Raises
         :class:`PluginLaunchError` if it cannot start or exits first, TimeoutError if it does
-        not register within ``timeout`` seconds. ``on_output`` is called in the event loop
-        with each line the plugin writes to its stderr, as it arrives (without the newline).
+        not register within ``timeout`` seconds (default: the registration timeout).
+        ``on_output`` is called in the event loop with each line the plugin writes to its
+        stderr, as it arrives (without the newline).
         """
+        if timeout is None:
+            timeout = self.adaptation.config.registration_timeout
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not argv:
             raise PluginLaunchError(argv, "empty command")
@@ -469,12 +472,15 @@ class MockRuntime:
         name: str,
         idx: str,
         config: str | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float | None = None,  # noqa: ASYNC109
     ) -> Stub:
         """Run an in-process plugin object in this event loop, registered with this runtime.
 
-        ``config`` is used when the runtime gives the plugin no configuration of its own.
+        ``config`` is used when the runtime gives the plugin no configuration of its own;
+        ``timeout`` defaults to the runtime's registration timeout.
         """
+        if timeout is None:
+            timeout = self.adaptation.config.registration_timeout
         ours, theirs = socketpair()
         # The stub takes its end the way a launched plugin does: as an inherited fd.
         handover = {PLUGIN_SOCKET_ENV: str(theirs.detach())}
@@ -807,7 +813,6 @@ class MockRuntime:
         request = pb.CreateContainerRequest(pod=the_pod.to_proto(), container=ctr.to_proto())
         try:
             async with self.adaptation.block_plugin_sync():
-                self._owners = None
                 response = await self.adaptation.create_container(request)
                 record.changes = self._take_changes()
                 if response.HasField("adjust"):
@@ -898,7 +903,6 @@ class MockRuntime:
         )
         before = copy.deepcopy(ctr.spec)
         try:
-            self._owners = None
             response = await self.adaptation.update_container(request)
             record.changes = self._take_changes()
             own = [u for u in response.update if u.container_id == ctr.id]
@@ -929,7 +933,6 @@ class MockRuntime:
         record = EventRecord("StopContainer", pod_id=pod.id, container_id=ctr.id)
         self.history.append(record)
         try:
-            self._owners = None
             response = await self.adaptation.stop_container(
                 pb.StopContainerRequest(pod=pod.to_proto(), container=ctr.to_proto())
             )
