@@ -52,6 +52,27 @@ def test_passing_scenario_exits_0_and_shows_changes_and_diffs() -> None:
     assert "plugin 10-envs registered (pid " in done.stderr
 
 
+def test_plugin_crashing_mid_step_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:
+    scenario = tmp_path / "crash.yaml"
+    scenario.write_text(
+        "pods: {web: {}}\n"
+        "containers: {boom: {pod: web}, after: {pod: web}}\n"
+        "steps:\n"
+        "  - run-pod: web\n"
+        "  - create-container: boom\n"
+        "  - create-container: after\n"
+        "    expect: {spec: [{path: /process/env/0, matches: ^PATH=}]}\n"
+    )
+    plugin = f"{PLUGIN} --idx 10 --name envs --env FOO=bar --crash-on boom"
+    done = cli("run", str(scenario), "--plugin", plugin)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout.splitlines()
+    gone = "  plugin 10-envs is gone: the runtime goes on without it"
+    assert gone in out
+    assert out.index(gone) < out.index("[3] create-container after  (steps[2])")
+    assert out[-1] == "crash: 3 steps, 1 expectations, 1 passed, 0 failed"
+
+
 def test_failing_expectations_exit_1_naming_file_step_and_path() -> None:
     plugin = f"{PLUGIN} --idx 10 --name envs --env FOO=bar --refuse doomed"
     scenario = SCENARIOS / "failing.yaml"

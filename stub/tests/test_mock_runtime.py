@@ -316,3 +316,23 @@ async def test_container_evicted_at_creation_gets_no_post_create(tmp_path: Path)
             "StopContainer",
             "RemoveContainer",
         ]
+
+
+async def test_a_plugin_dying_mid_event_is_recorded_and_the_event_goes_on(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "recorder.yaml"
+    config.write_text("mode: die\n")
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        await rt.add_plugin(EnvSetter(), name="env", idx="20")
+        await rt.launch_plugin(
+            [sys.executable, str(RECORDER), "--config", str(config)], name="dies", idx="10"
+        )
+        pod = await rt.run_pod("web")
+        ctr = await rt.create_container(pod, "app")
+        assert "HELLO=world" in ctr.spec["process"]["env"]
+        closed = rt.last("PluginClosed")
+        assert closed.plugin == "10-dies"
+        assert closed.to_data()["plugin"] == "10-dies"
+        assert [p.full_name for p in rt.plugins] == ["20-env"]
+    assert [r.plugin for r in rt.history if r.event == "PluginClosed"] == ["10-dies"]

@@ -76,6 +76,8 @@ def _record_lines(record: EventRecord, names: Mapping[str, str]) -> list[Line]:
     subject = _name(names, record.container_id or record.pod_id)
     if record.event == "UpdateContainers":
         subject = "(requested by a plugin)"
+    if record.event == "PluginClosed":
+        return [(f"  plugin {record.plugin} is gone: the runtime goes on without it", "error")]
     lines: list[Line] = [(f"  {record.event} {subject}".rstrip(), "event")]
     if record.error is not None:
         lines.append((f"    error: {record.error}", "error"))

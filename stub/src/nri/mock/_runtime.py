@@ -165,11 +165,14 @@ class EventRecord:
     error: str | None = None
     failed_updates: list[str] = dataclasses.field(default_factory=list)
     """IDs of containers whose update failed (unknown or removed containers)."""
+    plugin: str | None = None
+    """The plugin concerned (``NN-name``): who left, for ``PluginClosed``."""
 
     def to_data(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {
             "event": self.event,
+            "plugin": self.plugin,
             "pod_id": self.pod_id,
             "container_id": self.container_id,
             "changes": [c.to_data() for c in self.changes],
@@ -305,6 +308,7 @@ class MockRuntime:
             update=self._update,
             evict=self._evict,
             on_result=self._on_result,
+            on_plugin_closed=self._plugin_closed,
         )
         self.pods: dict[str, MockPod] = {}
         self.containers: dict[str, MockContainer] = {}
@@ -315,7 +319,7 @@ class MockRuntime:
         self._counter = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._readers: set[asyncio.Future[None]] = set()
-        self._started = False
+        self._closing = False
 
     # -- start / stop ------------------------------------------------------------------------
 
@@ -329,10 +333,11 @@ class MockRuntime:
         except BaseException:
             await self.close()
             raise
-        self._started = True
+        self._closing = False
 
     async def close(self) -> None:
         """Stop plugins started here, close every connection and remove temporary files."""
+        self._closing = True
         for stub in self.stubs:
             await stub.stop()
         await self.adaptation.close()
@@ -341,7 +346,6 @@ class MockRuntime:
         if self._readers:  # the rest of the plugins' stderr
             await asyncio.wait(self._readers, timeout=1.0)
         await self.idle()
-        self._started = False
         self._remove_tmpdir()
 
     async def __aenter__(self) -> MockRuntime:
@@ -625,6 +629,11 @@ class MockRuntime:
         # Called while the adaptation serializes events: relay Stop/Remove afterwards.
         for eviction in evictions:
             self._spawn(self._evict_one(eviction.container_id, eviction.reason))
+
+    def _plugin_closed(self, info: PluginInfo) -> None:
+        # A plugin that crashed, disconnected or missed a deadline: events go on without it.
+        if not self._closing:
+            self.history.append(EventRecord("PluginClosed", plugin=info.full_name))
 
     def _on_result(self, event: str, owners: pb.OwningPlugins) -> None:
         self._owners = owners

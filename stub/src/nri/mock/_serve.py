@@ -343,9 +343,6 @@ class Session:
         lines: list[Line] = [
             (f"plugin {name} registered", "pass") for name in sorted(plugins - self._known_plugins)
         ]
-        lines += [
-            (f"plugin {name} is gone", "error") for name in sorted(self._known_plugins - plugins)
-        ]
         self._known_plugins = plugins
         if lines:
             self.out.print(lines)
