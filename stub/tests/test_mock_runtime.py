@@ -336,3 +336,29 @@ async def test_a_plugin_dying_mid_event_is_recorded_and_the_event_goes_on(
         assert closed.to_data()["plugin"] == "10-dies"
         assert [p.full_name for p in rt.plugins] == ["20-env"]
     assert [r.plugin for r in rt.history if r.event == "PluginClosed"] == ["10-dies"]
+
+
+class Refuser(Plugin):
+    """Fails the creation of containers called ``bad``."""
+
+    def create_container(self, pod: pb.PodSandbox, container: pb.Container) -> Any:
+        if container.name == "bad":
+            raise RuntimeError("not this one")
+        return None
+
+
+async def test_undoing_a_failed_creation_applies_the_stop_updates(tmp_path: Path) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        await rt.add_plugin(Squeezer(), name="squeeze", idx="20")
+        await rt.add_plugin(Refuser(), name="refuse", idx="30")
+        await rt.idle()  # in-process plugins keep running: idle() does not wait for them
+        pod = await rt.run_pod("web")
+        first = await rt.create_container(pod, "one")
+        assert first.spec["linux"]["resources"]["cpu"]["cpus"] == "0"
+        with pytest.raises(PluginError, match="not this one"):
+            await rt.create_container(pod, "bad")
+        # The squeezer released the failed container at StopContainer and widened the others.
+        assert first.spec["linux"]["resources"]["cpu"]["cpus"] == "0-1"
+        stop = rt.last("StopContainer")
+        assert set(stop.specs) == {first.id}
+        assert list(rt.containers) == [first.id]

@@ -41,6 +41,10 @@ def test_help_lists_shared_and_own_flags(capsys: pytest.CaptureFixture[str]) -> 
         ("classes: {a: {numa: maybe}}\n", "classes.a.numa: expected one of prefer"),
         ("default-class: gold\n", "default-class: class 'gold' is not defined"),
         ("reserved-cpus: 0-999\n", "reserved-cpus: reserved CPUs 4-999 do not exist"),
+        (
+            "reserved-cpus: 0-1\nmin-shared-cpus: 3\n",
+            "min-shared-cpus: 3, but only CPUs 2-3 are not reserved",
+        ),
         ("classes: [\n", "invalid YAML"),
     ],
 )

@@ -201,6 +201,40 @@ async def test_synchronize_demotes_a_doubled_allocation_to_the_shared_pool() -> 
 
 
 @pytest.mark.timeout(30)
+async def test_a_demoted_containers_stale_record_does_not_win_at_the_next_restart() -> None:
+    text = config(FOUR, **{"reserved-cpus": "0", "classes": {"excl": {"exclusive-cpus": 1}}})
+    async with MockRuntime() as rt:
+        pod = rt.add_existing_pod("p", annotations=exclusive("excl"))
+
+        def record(cpu: str) -> dict[str, Any]:
+            return {
+                "annotations": {EXCLUSIVE_CPUS_ANNOTATION: cpu},
+                "resources": {"cpu": {"cpus": cpu}},
+            }
+
+        rt.add_existing_container(pod, "x", **record("1"))
+        first = rt.add_existing_container(pod, "a", **record("2"))
+        demoted = rt.add_existing_container(pod, "b", **record("2"))
+        plugin, stub = await add_tuner(rt, text)
+        assert demoted.id not in plugin.allocator.allocations
+        assert cpus(demoted) == "3"
+        await rt.remove_container(first)
+        await until(lambda: cpus(demoted) == "2-3", "the pool to grow")
+        newer = await rt.create_container(pod, "c")
+        assert cpus(newer) == "2"
+        assert cpus(demoted) == "3"
+
+        await stub.stop()
+        await until(lambda: not rt.plugins, "the plugin to go")
+        restarted, _ = await add_tuner(rt, text)
+        # b still records CPU 2 but has run in the shared pool since: c keeps CPU 2.
+        assert restarted.allocator.allocations[newer.id] == {2}
+        assert demoted.id not in restarted.allocator.allocations
+        assert cpus(newer) == "2"
+        assert cpus(demoted) == "3"
+
+
+@pytest.mark.timeout(30)
 async def test_exhaustion_falls_back_when_the_class_allows_it() -> None:
     text = config(
         FOUR,

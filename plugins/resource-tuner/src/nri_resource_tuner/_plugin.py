@@ -100,6 +100,11 @@ class ResourceTuner(Plugin):
             raise PolicyError(f"{source}: reserved-cpus: {exc}") from exc
         if not allocator.shared_pool:
             raise PolicyError(f"{source}: reserved-cpus: every CPU is reserved")
+        if policy.min_shared > len(allocator.shared_pool):
+            raise PolicyError(
+                f"{source}: min-shared-cpus: {policy.min_shared}, but only CPUs "
+                f"{format_cpuset(allocator.shared_pool)} are not reserved"
+            )
         self.policy, self.topology, self.allocator = policy, topology, allocator
         self.placements: dict[str, Placement] = {}
 
@@ -243,15 +248,23 @@ class ResourceTuner(Plugin):
                 cls = self.policy.classes[self.policy.default_class]
                 self.log.warning("%s: %s; using class %r", label, exc, cls.name)
             exclusive = None
+            current = _current(container)
             recorded = container.annotations.get(EXCLUSIVE_CPUS_ANNOTATION)
             if recorded:
                 try:
                     cpus = parse_cpuset(recorded)
+                    # A container moved to the shared pool at an earlier Synchronize keeps
+                    # its record: only the CPUs it still runs on are its own.
+                    if current is not None and current[0] != format_cpuset(cpus):
+                        raise AllocationError(
+                            f"it runs on CPUs {current[0]}, not on its recorded exclusive "
+                            f"CPUs {recorded}"
+                        )
                     self.allocator.claim(container.id, cpus)
                     exclusive = cpus
                 except (CpusetError, AllocationError) as exc:
                     self.log.warning("%s: %s; moving it to the shared pool", label, exc)
-            placement = Placement(container.id, label, cls, exclusive, _current(container))
+            placement = Placement(container.id, label, cls, exclusive, current)
             self.placements[container.id] = placement
         self.log.info(
             "synchronized %d containers: exclusive %s, shared pool %s",

@@ -318,6 +318,7 @@ class MockRuntime:
         self._owners: pb.OwningPlugins | None = None
         self._counter = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._stub_runs: set[asyncio.Future[None]] = set()
         self._readers: set[asyncio.Future[None]] = set()
         self._closing = False
 
@@ -340,6 +341,7 @@ class MockRuntime:
         self._closing = True
         for stub in self.stubs:
             await stub.stop()
+        await asyncio.gather(*self._stub_runs, return_exceptions=True)
         await self.adaptation.close()
         for proc in self.processes:
             await _terminate(proc.process)
@@ -506,8 +508,9 @@ class MockRuntime:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
             raise
-        self._tasks.add(running)
-        running.add_done_callback(self._tasks.discard)
+        # Not in _tasks: it runs until the plugin stops, and idle() must not wait for it.
+        self._stub_runs.add(running)
+        running.add_done_callback(self._stub_runs.discard)
         self.stubs.append(stub)
         return stub
 
@@ -850,26 +853,18 @@ class MockRuntime:
     async def _undo_create(self, pod: MockPod, ctr: MockContainer) -> None:
         # Like containerd: a failed creation is followed by StopContainer and RemoveContainer,
         # so plugins can release what they set aside for the container.
-        ctr.state = pb.CONTAINER_STOPPED
-        undo = (
-            (
-                "StopContainer",
-                self.adaptation.stop_container(
-                    pb.StopContainerRequest(pod=pod.to_proto(), container=ctr.to_proto())
-                ),
-            ),
-            (
-                "RemoveContainer",
-                self.adaptation.remove_container(
-                    pb.RemoveContainerRequest(pod=pod.to_proto(), container=ctr.to_proto())
-                ),
-            ),
-        )
-        for event, call in undo:
-            try:
-                await self._recorded(EventRecord(event, pod_id=pod.id, container_id=ctr.id), call)
-            except Exception as exc:
-                logger.warning("undoing the creation of %s: %s failed: %s", ctr.id, event, exc)
+        # The relays below need it known; remove_container forgets it again.
+        self.containers[ctr.id] = ctr
+        try:
+            await self.stop_container(ctr)
+        except Exception as exc:
+            logger.warning("undoing the creation of %s: StopContainer failed: %s", ctr.id, exc)
+        try:
+            await self.remove_container(ctr)
+        except Exception as exc:
+            logger.warning("undoing the creation of %s: RemoveContainer failed: %s", ctr.id, exc)
+        finally:
+            self.containers.pop(ctr.id, None)
 
     async def _evict_from(
         self, record: EventRecord, evictions: Iterable[pb.ContainerEviction]

@@ -199,6 +199,8 @@ class _ServerConnection(asyncio.Protocol):
             if msg is None:
                 return
             self._received(msg.stream_id, msg.type, msg.data)
+            if self._transport is not None and self._transport.is_closing():
+                return  # a plain handler closed the connection: nothing after it can be answered
 
     def _received(self, sid: int, mtype: MessageType, data: bytes) -> None:
         if sid % 2 != 1:
