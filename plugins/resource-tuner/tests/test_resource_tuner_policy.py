@@ -76,7 +76,8 @@ def test_empty_config_is_all_shared() -> None:
     [
         ("reserved-cpus: 0-x\n", "rt.yaml: reserved-cpus: invalid cpuset '0-x'"),
         ("default-class: gold\n", "rt.yaml: default-class: class 'gold' is not defined"),
-        ("min-shared-cpus: -1\n", "rt.yaml: min-shared-cpus: must not be negative"),
+        ("min-shared-cpus: -1\n", "rt.yaml: min-shared-cpus: must be at least 1, got -1"),
+        ("min-shared-cpus: 0\n", "rt.yaml: min-shared-cpus: must be at least 1, got 0"),
         ("classes: {a: {exclusive-cpu: 2}}\n", "rt.yaml: classes.a: unknown key 'exclusive-cpu'"),
         ("classes: {a: {exclusive-cpus: 0}}\n", "classes.a.exclusive-cpus: expected a count"),
         ("classes: {a: {exclusive-cpus: two}}\n", "got 'two'"),

@@ -165,9 +165,10 @@ class Policy:
             reserved = parse_cpuset(reserved_text)
         except CpusetError as exc:
             raise PolicyError(f"{source}: reserved-cpus: {exc}") from None
-        if config.min_shared_cpus < 0:
+        if config.min_shared_cpus < 1:
+            # An empty pool would leave shared containers with no CPU to run on.
             raise PolicyError(
-                f"{source}: min-shared-cpus: must not be negative, got {config.min_shared_cpus}"
+                f"{source}: min-shared-cpus: must be at least 1, got {config.min_shared_cpus}"
             )
         classes = {SHARED_CLASS: ResourceClass(SHARED_CLASS)}
         for name, settings in config.classes.items():
