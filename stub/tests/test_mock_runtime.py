@@ -14,7 +14,7 @@ import pytest
 from nri.adaptation import AdaptationError, ConflictError, PluginError, ValidationError
 from nri.api import Adjustment, Update
 from nri.api import api_pb2 as pb
-from nri.mock import MockRuntime, PluginLaunchError
+from nri.mock import LifecycleError, MockRuntime, PluginLaunchError
 from nri.stub import Plugin
 
 RECORDER = Path(__file__).parent / "adaptation_plugins" / "recorder.py"
@@ -362,3 +362,24 @@ async def test_undoing_a_failed_creation_applies_the_stop_updates(tmp_path: Path
         stop = rt.last("StopContainer")
         assert set(stop.specs) == {first.id}
         assert list(rt.containers) == [first.id]
+
+
+async def test_lifecycle_calls_the_state_does_not_allow_are_refused(tmp_path: Path) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock", disable_connections=True) as rt:
+        pod = await rt.run_pod("web")
+        ctr = await rt.create_container(pod, "app")
+        await rt.start_container(ctr)
+        with pytest.raises(
+            LifecycleError, match=r"cannot start container app \(.*\): it is running"
+        ):
+            await rt.start_container(ctr)
+        await rt.stop_container(ctr)
+        events = len(rt.history)
+        await rt.stop_container(ctr)  # stopping again does nothing, as in CRI
+        assert len(rt.history) == events
+        with pytest.raises(LifecycleError, match="cannot update container app .*: it is stopped"):
+            await rt.update_container(ctr, {"cpu": {"shares": 2}})
+        await rt.stop_pod(pod)
+        with pytest.raises(LifecycleError, match="cannot create container late in pod web .*"):
+            await rt.create_container(pod, "late")
+        assert len(rt.history) == events + 1  # only StopPodSandbox: refused calls relay nothing

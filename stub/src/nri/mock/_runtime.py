@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_PATH_ENV",
     "EventRecord",
     "FieldChange",
+    "LifecycleError",
     "MockContainer",
     "MockPod",
     "MockRuntime",
@@ -70,6 +71,16 @@ class PluginLaunchError(Exception):
         if stderr.strip():
             text += "\n--- its stderr (tail) ---\n" + stderr.rstrip()
         super().__init__(text)
+
+
+class LifecycleError(ValueError):
+    """A lifecycle call the pod's or container's state does not allow (CRI refuses it too)."""
+
+
+def _require_state(ctr: MockContainer, action: str, *allowed: int) -> None:
+    if ctr.state not in allowed:
+        state = pb.ContainerState.Name(ctr.state).removeprefix("CONTAINER_").lower()
+        raise LifecycleError(f"cannot {action} container {ctr.name} ({ctr.id}): it is {state}")
 
 
 @dataclasses.dataclass
@@ -804,9 +815,15 @@ class MockRuntime:
 
         Plugin errors, conflicts and validation failures propagate (PluginError,
         ConflictError, ValidationError, SpecError); the container is then not kept and the
-        failed event is in :attr:`history` with its error.
+        failed event is in :attr:`history` with its error. The pod must be ready
+        (LifecycleError otherwise).
         """
         the_pod = self.pod(pod)
+        if the_pod.state != "ready":
+            raise LifecycleError(
+                f"cannot create container {name} in pod {the_pod.name} ({the_pod.id}): "
+                f"the pod is {the_pod.state}"
+            )
         ctr = self._new_container(
             the_pod,
             name,
@@ -876,6 +893,7 @@ class MockRuntime:
     async def start_container(self, ctr: MockContainer | str) -> MockContainer:
         """Relay StartContainer and PostStartContainer; the container is then running."""
         ctr = self.container(ctr)
+        _require_state(ctr, "start", pb.CONTAINER_CREATED)
         pod = self.pod(ctr.pod_id)
         await self._recorded(
             EventRecord("StartContainer", pod_id=pod.id, container_id=ctr.id),
@@ -897,6 +915,7 @@ class MockRuntime:
     ) -> MockContainer:
         """Relay UpdateContainer with new OCI resources, apply the merged result, PostUpdate."""
         ctr = self.container(ctr)
+        _require_state(ctr, "update", pb.CONTAINER_CREATED, pb.CONTAINER_RUNNING)
         pod = self.pod(ctr.pod_id)
         record = EventRecord("UpdateContainer", pod_id=pod.id, container_id=ctr.id)
         self.history.append(record)
@@ -930,8 +949,13 @@ class MockRuntime:
         return ctr
 
     async def stop_container(self, ctr: MockContainer | str) -> MockContainer:
-        """Relay StopContainer and apply the updates plugins return for other containers."""
+        """Relay StopContainer and apply the updates plugins return for other containers.
+
+        Stopping a stopped container does nothing (as in CRI, it is not an error).
+        """
         ctr = self.container(ctr)
+        if ctr.state == pb.CONTAINER_STOPPED:
+            return ctr
         pod = self.pod(ctr.pod_id)
         ctr.state = pb.CONTAINER_STOPPED
         record = EventRecord("StopContainer", pod_id=pod.id, container_id=ctr.id)

@@ -21,6 +21,7 @@ from nri.adaptation import (
 )
 from nri.mock._runtime import (
     EventRecord,
+    LifecycleError,
     MockContainer,
     MockPod,
     MockRuntime,
@@ -41,6 +42,7 @@ _TOLD_ERRORS = (
     ValidationError,
     AdaptationError,
     PluginLaunchError,
+    LifecycleError,
     SpecError,
     TimeoutError,
     LookupError,
