@@ -228,6 +228,27 @@ def test_overriding_the_runtime_fixture_keeps_the_plugin_stderr_report(
     )
 
 
+def test_unused_socket_fails_the_test_that_connects(pytester: pytest.Pytester) -> None:
+    _project(
+        pytester,
+        """
+        import socket
+
+
+        def test_left_alone(nri_unused_socket):
+            assert nri_unused_socket.endswith("nri.sock")
+
+
+        def test_connected(nri_unused_socket):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(nri_unused_socket)
+        """,
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*something connected to *nri.sock, which nothing may use*"])
+
+
 def test_unregistered_plugin_times_out_naming_it(pytester: pytest.Pytester) -> None:
     _project(
         pytester,

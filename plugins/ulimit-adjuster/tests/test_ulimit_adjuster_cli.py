@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -20,26 +17,6 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def listener(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A listening socket that must never see a connection."""
-    path = tmp_path / "nri.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(path))
-    sock.listen()
-    sock.setblocking(False)
-    yield path
-    try:
-        conn, _ = sock.accept()
-    except BlockingIOError:
-        pass
-    else:
-        conn.close()
-        raise AssertionError("the plugin connected despite a bad command line")
-    finally:
-        sock.close()
-
-
 def test_help_lists_shared_and_own_flags() -> None:
     result = run("--help")
     assert result.returncode == 0
@@ -47,41 +24,41 @@ def test_help_lists_shared_and_own_flags() -> None:
         assert flag in result.stdout
 
 
-def test_unknown_flag(listener: Path) -> None:
-    result = run("--socket-path", str(listener), "--bogus")
+def test_unknown_flag(nri_unused_socket: str) -> None:
+    result = run("--socket-path", nri_unused_socket, "--bogus")
     assert result.returncode == 2
     assert "unrecognized arguments: --bogus" in result.stderr
 
 
-def test_bad_config_key(tmp_path: Path, listener: Path) -> None:
+def test_bad_config_key(tmp_path: Path, nri_unused_socket: str) -> None:
     config = tmp_path / "di.yaml"
     config.write_text("verbose: false\ncolour: red\n")
-    result = run("--socket-path", str(listener), "--idx", "10", "--config", str(config))
+    result = run("--socket-path", nri_unused_socket, "--idx", "10", "--config", str(config))
     assert result.returncode == 2
     assert f"{config}: unknown key 'colour'" in result.stderr
 
 
-def test_bad_config_type_and_yaml(tmp_path: Path, listener: Path) -> None:
+def test_bad_config_type_and_yaml(tmp_path: Path, nri_unused_socket: str) -> None:
     config = tmp_path / "di.yaml"
     config.write_text("verbose: maybe\n")
-    result = run("--socket-path", str(listener), "--idx", "10", "--config", str(config))
+    result = run("--socket-path", nri_unused_socket, "--idx", "10", "--config", str(config))
     assert result.returncode == 2
     assert "verbose: expected bool, got 'maybe'" in result.stderr
     config.write_text("verbose: [\n")
-    result = run("--socket-path", str(listener), "--idx", "10", "--config", str(config))
+    result = run("--socket-path", nri_unused_socket, "--idx", "10", "--config", str(config))
     assert result.returncode == 2
     assert "invalid YAML" in result.stderr
 
 
-def test_missing_config_file(tmp_path: Path, listener: Path) -> None:
+def test_missing_config_file(tmp_path: Path, nri_unused_socket: str) -> None:
     missing = tmp_path / "nope.yaml"
-    result = run("--socket-path", str(listener), "--idx", "10", "--config", str(missing))
+    result = run("--socket-path", nri_unused_socket, "--idx", "10", "--config", str(missing))
     assert result.returncode == 2
     assert f"cannot read {missing}" in result.stderr
 
 
-def test_bad_index(listener: Path) -> None:
-    result = run("--socket-path", str(listener), "--idx", "7", "--name", "ulimit-adjuster")
+def test_bad_index(nri_unused_socket: str) -> None:
+    result = run("--socket-path", nri_unused_socket, "--idx", "7", "--name", "ulimit-adjuster")
     assert result.returncode == 2
     assert "7" in result.stderr
 

@@ -22,9 +22,19 @@ pytest loads this module through the ``pytest11`` entry point of the ``nri`` dis
     it directly (``async with nri_mock_runtime as runtime:``). Override this fixture in a
     conftest to change runtime options for both, e.g. ``MockRuntime(request_timeout=0.5)``.
 
-When a test using either fails, the report gets a section with the stderr of each plugin
-command it launched. Options: ``--nri-registration-timeout=SECONDS`` or the ini option
-``nri_registration_timeout`` (default 10) set how long plugins get to register.
+``nri_unused_socket``
+    The path of a listening unix socket that nothing may connect to: the test fails at
+    teardown if something did. For checking that a plugin command rejects bad flags or
+    configuration before it connects::
+
+        def test_bad_flag(nri_unused_socket):
+            done = subprocess.run(["nri-my-plugin", "--socket-path", nri_unused_socket, "--bogus"])
+            assert done.returncode == 2
+
+When a test using ``nri_runtime`` or ``nri_mock_runtime`` fails, the report gets a section
+with the stderr of each plugin command it launched. Options:
+``--nri-registration-timeout=SECONDS`` or the ini option ``nri_registration_timeout``
+(default 10) set how long plugins get to register.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ import contextlib
 import os
 import shlex
 import signal
+import socket
+import tempfile
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +59,7 @@ __all__ = [
     "REGISTRATION_TIMEOUT_INI",
     "nri_mock_runtime",
     "nri_runtime",
+    "nri_unused_socket",
 ]
 
 REGISTRATION_TIMEOUT_INI = "nri_registration_timeout"
@@ -119,6 +132,25 @@ def nri_runtime(nri_mock_runtime: MockRuntime) -> Iterator[SyncMockRuntime]:
 
     with SyncMockRuntime(nri_mock_runtime) as runtime:
         yield runtime
+
+
+@pytest.fixture
+def nri_unused_socket() -> Iterator[str]:
+    """A listening unix socket's path; the test fails if anything connects to it."""
+    # Not under tmp_path: unix socket paths are limited to 107 bytes.
+    directory = tempfile.TemporaryDirectory(prefix="nri-unused-")
+    path = os.path.join(directory.name, "nri.sock")
+    with directory, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen()
+        listener.setblocking(False)
+        yield path
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return
+        conn.close()
+        pytest.fail(f"something connected to {path}, which nothing may use")
 
 
 @pytest.hookimpl(hookwrapper=True)
