@@ -59,10 +59,7 @@ def build(args: argparse.Namespace) -> tuple[Tracker, list[Stub]]:
     config, text = DifferConfig(), None
     if args.config is not None:
         path: Path = args.config
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+        text = nri.stub.read_config_file(path)
         config, _ = parse_config(text, source=str(path))
     if args.indices is not None:
         config.indices = args.indices
@@ -126,19 +123,11 @@ async def serve(stubs: Sequence[Stub]) -> int:
     return code
 
 
-def default_name(args: argparse.Namespace, name: str) -> None:
-    """Name the plugins ``name`` when run as ``python -m`` with no other name source."""
-    if args.name is None and not os.environ.get("NRI_PLUGIN_NAME"):
-        program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
-        if program in ("", "__main__.py", "-c"):
-            args.name = name
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse flags and config, register at every index, serve; exits 2 on bad input."""
     parser = build_parser("nri-differ")
     args = parser.parse_args(argv)
-    default_name(args, "differ")
+    nri.stub.default_plugin_name(args, "differ")
     try:
         tracker, stubs = build(args)
     except (ConfigError, StubError) as exc:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
 from nri.api import api_pb2 as pb
-from nri.stub import ConfigError, Plugin
+from nri.stub import LogFile, Plugin
 from nri_differ._config import DifferConfig, parse_config
 from nri_differ._data import field_changes, to_data, to_yaml, yaml_diff
-
-FILE_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
 _REMOVALS = {"RemoveContainer": "container", "RemovePodSandbox": "pod"}
 
@@ -33,7 +30,7 @@ class Tracker:
         self.output = logging.getLogger("nri.differ")
         self.pending: dict[tuple[str, str, str, str], tuple[str, Any]] = {}
         self.seen: dict[tuple[str, str], tuple[str, Any]] = {}
-        self._file_handler: logging.FileHandler | None = None
+        self._log_file = LogFile(self.output)
         self._startup_config: str | None = None
         self.set_log_file(self.config.log_file)
 
@@ -41,29 +38,11 @@ class Tracker:
 
     def set_log_file(self, path: str) -> None:
         """Append the log to ``path``, or log to stderr when empty; ConfigError if unopenable."""
-        current = self._file_handler.baseFilename if self._file_handler is not None else ""
-        if path and current == os.path.abspath(path):
-            return
-        handler: logging.FileHandler | None = None
-        if path:
-            try:
-                handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"cannot open log file {path!r}: {exc.strerror or exc}") from exc
-            handler.setFormatter(logging.Formatter(FILE_FORMAT))
-        self.close()
-        self._file_handler = handler
-        if handler is not None:
-            self.output.addHandler(handler)
-        self.output.propagate = handler is None
+        self._log_file.switch(path)
 
     def close(self) -> None:
         """Close the log file, if any."""
-        if self._file_handler is not None:
-            self.output.removeHandler(self._file_handler)
-            self._file_handler.close()
-            self._file_handler = None
-        self.output.propagate = True
+        self._log_file.close()
 
     def configure(self, text: str, startup: str | None) -> None:
         """Apply configuration text from the runtime (log file, verbosity, format)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,10 +40,7 @@ def build_plugin(args: argparse.Namespace) -> RequestLogger:
     config, text = LoggerConfig(), None
     if args.config is not None:
         path: Path = args.config
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+        text = nri.stub.read_config_file(path)
         loaded, given = parse_config(text, source=str(path))
         config = merge(config, loaded, given)
     flags = {name: getattr(args, name) for name in _FLAG_FIELDS}
@@ -57,19 +53,11 @@ def build_plugin(args: argparse.Namespace) -> RequestLogger:
     return RequestLogger(config, startup_config=text)
 
 
-def default_name(args: argparse.Namespace, name: str) -> None:
-    """Name the plugin ``name`` when run as ``python -m`` with no other name source."""
-    if args.name is None and not os.environ.get("NRI_PLUGIN_NAME"):
-        program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
-        if program in ("", "__main__.py", "-c"):
-            args.name = name
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse flags and config, then serve the runtime; exits 2 on bad input."""
     parser = build_parser("nri-logger")
     args = parser.parse_args(argv)
-    default_name(args, "logger")
+    nri.stub.default_plugin_name(args, "logger")
     try:
         plugin = build_plugin(args)
     except ConfigError as exc:

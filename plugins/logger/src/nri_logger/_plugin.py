@@ -9,11 +9,9 @@ from typing import Any
 
 from nri.api import Adjustment, EventMask
 from nri.api import api_pb2 as pb
-from nri.stub import ConfigError, Plugin
+from nri.stub import LogFile, Plugin
 from nri_logger._config import LoggerConfig, merge, parse_config
 from nri_logger._dump import dump_lines
-
-FILE_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
 
 class RequestLogger(Plugin):
@@ -35,7 +33,7 @@ class RequestLogger(Plugin):
         self.events: EventMask | None = self.config.event_mask()
         self.output = output or logging.getLogger("nri.logger")
         self._startup_config = startup_config
-        self._file_handler: logging.FileHandler | None = None
+        self._log_file = LogFile(self.output)
         self.set_log_file(self.config.log_file)
 
     # -- output --------------------------------------------------------------------------
@@ -45,24 +43,7 @@ class RequestLogger(Plugin):
 
         Raises ConfigError when the file cannot be opened; the old output stays then.
         """
-        current = self._file_handler.baseFilename if self._file_handler is not None else ""
-        if path and current == os.path.abspath(path):
-            return
-        handler: logging.FileHandler | None = None
-        if path:
-            try:
-                handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"cannot open log file {path!r}: {exc.strerror or exc}") from exc
-            handler.setFormatter(logging.Formatter(FILE_FORMAT))
-        if self._file_handler is not None:
-            self.output.removeHandler(self._file_handler)
-            self._file_handler.close()
-        self._file_handler = handler
-        if handler is not None:
-            self.output.addHandler(handler)
-        # stderr output goes through the root logger the command line set up
-        self.output.propagate = handler is None
+        self._log_file.switch(path)
 
     def dump(self, prefix: str, *pairs: tuple[str, Any]) -> None:
         """Log ``(tag, object)`` pairs as upstream does: a header line, then YAML lines."""
@@ -71,11 +52,7 @@ class RequestLogger(Plugin):
 
     def close(self) -> None:
         """Close the log file, if any."""
-        if self._file_handler is not None:
-            self.output.removeHandler(self._file_handler)
-            self._file_handler.close()
-            self._file_handler = None
-            self.output.propagate = True
+        self._log_file.close()
 
     # -- requests without an event bit -----------------------------------------------------
 

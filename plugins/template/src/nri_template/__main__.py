@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,20 +24,14 @@ def build_plugin(args: argparse.Namespace) -> TemplatePlugin:
     if args.config is None:
         return TemplatePlugin()
     path: Path = args.config
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    return TemplatePlugin(parse_config(text, str(path)))
+    return TemplatePlugin(parse_config(nri.stub.read_config_file(path), str(path)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse flags and config, then serve the runtime; exits 2 on bad input."""
     parser = build_parser("nri-template")
     args = parser.parse_args(argv)
-    run_as_module = Path(sys.argv[0]).name in ("", "__main__.py", "-c")
-    if args.name is None and not os.environ.get("NRI_PLUGIN_NAME") and run_as_module:
-        args.name = "template"  # under python -m the program name is no plugin name
+    nri.stub.default_plugin_name(args, "template")
     try:
         plugin = build_plugin(args)
     except ConfigError as exc:

@@ -26,7 +26,17 @@ change), an :class:`~nri.api.Adjustment`, :class:`~nri.api.Update` objects, evic
 list of those. Use :meth:`Plugin.update_containers` for unsolicited updates.
 """
 
-from nri.stub._cli import ConfigError, argument_parser, load_config, run, setup_logging
+from nri.stub._cli import (
+    FILE_LOG_FORMAT,
+    ConfigError,
+    LogFile,
+    argument_parser,
+    default_plugin_name,
+    load_config,
+    read_config_file,
+    run,
+    setup_logging,
+)
 from nri.stub._plugin import (
     EVENT_HANDLERS,
     Change,
@@ -40,18 +50,22 @@ from nri.stub._stub import RuntimeGoneError, Stub, StubError, resolve_identity
 
 __all__ = [
     "EVENT_HANDLERS",
+    "FILE_LOG_FORMAT",
     "Change",
     "Changes",
     "ConfigError",
     "EventHandler",
+    "LogFile",
     "Plugin",
     "RuntimeGoneError",
     "Stub",
     "StubError",
     "Subscription",
     "argument_parser",
+    "default_plugin_name",
     "implemented_events",
     "load_config",
+    "read_config_file",
     "resolve_identity",
     "run",
     "setup_logging",

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from nri.api import DEFAULT_SOCKET_PATH
+from nri.api import DEFAULT_SOCKET_PATH, PLUGIN_NAME_ENV_VAR
 from nri.stub._plugin import Plugin
 from nri.stub._stub import RuntimeGoneError, Stub, StubError
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(plugin)s: %(message)s"
+FILE_LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+"""Format of plugin output written to a log file (the file names no plugin)."""
 
 
 class ConfigError(ValueError):
@@ -129,6 +131,57 @@ def setup_logging(level: str | int, plugin: str, stream: Any = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if isinstance(level, str) else level)
+
+
+def default_plugin_name(args: argparse.Namespace, name: str) -> None:
+    """Set ``args.name`` to ``name`` when the command runs as ``python -m package``.
+
+    The program name is then ``__main__.py``, which is no plugin name; ``--name`` and
+    ``NRI_PLUGIN_NAME`` still take precedence.
+    """
+    if args.name is None and not os.environ.get(PLUGIN_NAME_ENV_VAR):
+        program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        if program in ("", "__main__.py", "-c"):
+            args.name = name
+
+
+class LogFile:
+    """Where a plugin's own output logger writes: a file it appends to, or (by default and
+    after ``switch("")``) on to stderr through the root logger :func:`setup_logging` set up.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._handler: logging.FileHandler | None = None
+
+    def switch(self, path: str) -> None:
+        """Write to ``path`` (appending), or to stderr when empty; the same file is kept open.
+
+        Raises ConfigError when the file cannot be opened; the old output stays then.
+        """
+        current = self._handler.baseFilename if self._handler is not None else ""
+        if path and current == os.path.abspath(path):
+            return
+        handler: logging.FileHandler | None = None
+        if path:
+            try:
+                handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot open log file {path!r}: {exc.strerror or exc}") from exc
+            handler.setFormatter(logging.Formatter(FILE_LOG_FORMAT))
+        self.close()
+        self._handler = handler
+        if handler is not None:
+            self.logger.addHandler(handler)
+            self.logger.propagate = False
+
+    def close(self) -> None:
+        """Close the file, if any, and write to stderr again."""
+        if self._handler is not None:
+            self.logger.removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+        self.logger.propagate = True
 
 
 def read_config_file(path: Path) -> str:
