@@ -192,6 +192,7 @@ async def test_launch_plugin_subprocess_registers_and_serves(tmp_path: Path) -> 
         )
         assert handle.info.full_name == "30-rec"
         assert handle.info.pid == handle.pid
+        assert [p.pid for p in rt.plugins] == [handle.pid]  # the adaptation knows it too
         pod = await rt.run_pod("web")
         ctr = await rt.create_container(pod, "app")
         assert "ADDED_BY_30=30-rec" in ctr.spec["process"]["env"]

@@ -536,13 +536,14 @@ class Adaptation:
         except AdaptationError as exc:
             logger.error("%s", exc)
 
-    async def connect_plugin(self, conn: socket.socket) -> PluginInfo:
+    async def connect_plugin(self, conn: socket.socket, *, pid: int | None = None) -> PluginInfo:
         """Serve an external plugin on an already connected socket until it is registered.
 
         This is what happens to each connection accepted on ``socket_path``; a runtime that
         starts a plugin itself (for example over :func:`nri.net.socketpair`) hands its end
-        over here. Returns the registered plugin's info; raises AdaptationError saying which
-        step failed (the connection is then closed).
+        over here, with the plugin's ``pid`` (the peer of a socket pair is the process that
+        made it, not the plugin). Returns the registered plugin's info; raises
+        AdaptationError saying which step failed (the connection is then closed).
         """
         plugin = self._new_plugin()
         try:
@@ -551,6 +552,8 @@ class Adaptation:
             conn.close()
             self._connections.discard(plugin)
             raise AdaptationError(f"failed to create external plugin: {exc}") from exc
+        if pid is not None:
+            plugin.pid = pid
         try:
             await plugin.start(self.config.runtime_name, self.config.runtime_version)
         except PluginError as exc:

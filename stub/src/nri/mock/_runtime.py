@@ -449,16 +449,14 @@ class MockRuntime:
         reader = asyncio.ensure_future(collect_stderr(process, stderr, on_output))
         self._readers.add(reader)
         reader.add_done_callback(self._readers.discard)
-        connect = asyncio.ensure_future(self.adaptation.connect_plugin(ours))
+        connect = asyncio.ensure_future(self.adaptation.connect_plugin(ours, pid=process.pid))
         exited = asyncio.ensure_future(process.wait())
         try:
             done, _ = await asyncio.wait(
                 {connect, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if connect in done and connect.exception() is None:
-                # The adaptation sees the peer of a socket pair this process made: its own pid.
-                info = dataclasses.replace(connect.result(), pid=process.pid)
-                handle = PluginProcess(argv, process, info, stderr)
+                handle = PluginProcess(argv, process, connect.result(), stderr)
                 self.processes.append(handle)
                 return handle
             if exited in done or connect in done:
