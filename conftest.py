@@ -51,9 +51,14 @@ def _oci_validator() -> Any:
     import referencing
     from referencing.jsonschema import DRAFT4
 
+    schemas = {path: json.loads(path.read_text()) for path in sorted(OCI_SCHEMA_DIR.glob("*.json"))}
+    # The schema lists only the non-recursive rootfs propagations; runc and crun accept the
+    # recursive ones too, and upstream's generator (so containerd and CRI-O) writes rshared
+    # and rslave.
+    propagation = schemas[OCI_SCHEMA_DIR / "defs-linux.json"]["definitions"]["RootfsPropagation"]
+    propagation["enum"] = [*propagation["enum"], "rprivate", "rshared", "rslave", "runbindable"]
     resources = [
-        (path.as_uri(), DRAFT4.create_resource(json.loads(path.read_text())))
-        for path in sorted(OCI_SCHEMA_DIR.glob("*.json"))
+        (path.as_uri(), DRAFT4.create_resource(schema)) for path, schema in schemas.items()
     ]
     registry: Any = referencing.Registry().with_resources(resources)
     root_path = OCI_SCHEMA_DIR / "config-schema.json"

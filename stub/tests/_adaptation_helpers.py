@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import stat
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -141,11 +140,13 @@ async def plugin_process(
 def install_plugin(plugin_dir: Path, filename: str, body: str | None = None) -> Path:
     """Install an executable ``filename`` running the recorder (or a shell ``body``)."""
     plugin_dir.mkdir(parents=True, exist_ok=True)
+    # Explicit modes: the runtime launches nothing group- or world-writable, whatever the umask.
+    plugin_dir.chmod(0o755)
     path = plugin_dir / filename
     if body is None:
         body = f'exec {sys.executable} {RECORDER} "$@"'
     path.write_text(f"#!/bin/sh\n{body}\n")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    path.chmod(0o755)
     return path
 
 

@@ -41,7 +41,7 @@ async def test_live_socket_in_use_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.timeout(20)
 async def test_stale_socket_file_is_replaced(tmp_path: Path) -> None:
     config = config_for(tmp_path)
-    Path(config.socket_path).parent.mkdir(parents=True)
+    Path(config.socket_path).parent.mkdir(mode=0o700, parents=True)
     old = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old.bind(config.socket_path)
     old.close()  # leaves the file behind, nobody listening
@@ -138,3 +138,70 @@ async def test_wait_for_plugins_times_out_naming_the_missing(tmp_path: Path) -> 
     async with FakeRuntime().adaptation(config_for(tmp_path)) as nri:
         with pytest.raises(TimeoutError, match=r"\['10-missing'\] not registered"):
             await nri.wait_for_plugins(names=["10-missing"], timeout=0.1)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["file", "symlink", "fifo"])
+async def test_non_socket_at_the_socket_path_is_left_alone(tmp_path: Path, kind: str) -> None:
+    config = config_for(tmp_path)
+    path = Path(config.socket_path)
+    path.parent.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    if kind == "file":
+        path.write_text("precious\n")
+    elif kind == "symlink":
+        path.symlink_to(victim)
+    else:
+        os.mkfifo(path)
+    with pytest.raises(AdaptationError, match=r"nri\.sock.* is not a socket"):
+        await FakeRuntime().adaptation(config).start()
+    assert os.path.lexists(path)
+    assert victim.read_text() == "precious\n"
+    if kind == "file":
+        assert path.read_text() == "precious\n"
+    if kind == "symlink":
+        assert path.is_symlink()
+        assert stat.S_IMODE(victim.stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+async def test_socket_dir_writable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    config = config_for(tmp_path)
+    parent = Path(config.socket_path).parent
+    parent.mkdir()
+    parent.chmod(mode)
+    with pytest.raises(AdaptationError, match=r"writable by (group|others)"):
+        await FakeRuntime().adaptation(config).start()
+    assert not Path(config.socket_path).exists()
+
+
+@pytest.mark.timeout(20)
+async def test_socket_dir_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to chown")
+    config = config_for(tmp_path)
+    parent = Path(config.socket_path).parent
+    parent.mkdir(mode=0o700)
+    os.chown(parent, 65534, 65534)
+    with pytest.raises(AdaptationError, match=r"owned by uid 65534"):
+        await FakeRuntime().adaptation(config).start()
+
+
+@pytest.mark.timeout(20)
+async def test_sticky_root_owned_socket_dir_is_accepted(tmp_path: Path) -> None:
+    # Like /tmp: others may add entries but cannot replace ours.
+    config = config_for(tmp_path)
+    parent = Path(config.socket_path).parent
+    parent.mkdir()
+    parent.chmod(0o1777)
+    async with FakeRuntime().adaptation(config) as nri, RawPlugin(config.socket_path) as raw:
+        await raw.register()
+        await nri.wait_for_plugins(1)

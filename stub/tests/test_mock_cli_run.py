@@ -240,3 +240,104 @@ def test_demo_scenario_passes_with_the_repository_plugins(tmp_path: Path) -> Non
         re.match(r"  differ +\| .*\[35\] CreateContainer: container: create: rlimits", line)
         for line in step
     )
+
+
+def test_socket_path_that_is_not_a_socket_is_refused(tmp_path: Path) -> None:
+    scenario = str(SCENARIOS / "passing.yaml")
+    regular = tmp_path / "notes.txt"
+    regular.write_text("keep me\n")
+    done = cli("run", scenario, "--socket", str(regular))
+    assert done.returncode == 2
+    assert (
+        f"cannot start the runtime: socket {str(regular)!r}: a file that is not a socket is in "
+        "the way (not replaced)" in done.stderr
+    )
+    assert regular.read_text() == "keep me\n"
+    done = cli("run", scenario, "--socket", str(tmp_path))
+    assert done.returncode == 2
+    assert "a directory is in the way" in done.stderr
+    missing = tmp_path / "run" / "nri"
+    done = cli("run", scenario, "--socket", str(missing / "nri.sock"))
+    assert done.returncode == 2
+    assert f"directory {str(missing)!r} does not exist" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_plugin_and_config_dirs_must_exist(tmp_path: Path) -> None:
+    scenario = str(SCENARIOS / "passing.yaml")
+    for option in ("--plugin-dir", "--config-dir"):
+        done = cli("run", scenario, option, str(tmp_path / "nonexistent"))
+        assert done.returncode == 2
+        assert f"{option} {str(tmp_path / 'nonexistent')!r}: no such directory" in done.stderr
+        done = cli("run", scenario, option, str(SCENARIOS / "passing.yaml"))
+        assert done.returncode == 2
+        assert "not a directory" in done.stderr
+
+
+def _plugin_dir(tmp_path: Path, **plugins: str) -> Path:
+    directory = tmp_path / "plugins"
+    directory.mkdir()
+    for name, script in plugins.items():
+        path = directory / name.replace("_", "-")
+        path.write_text(f"#!/bin/sh\n{script}\n")
+        path.chmod(0o755)
+    return directory
+
+
+def test_pre_installed_plugin_failing_to_register_exits_3_with_its_output(tmp_path: Path) -> None:
+    plugins = _plugin_dir(
+        tmp_path,
+        **{
+            "15-envs": f'exec {PLUGIN} --env FROM=dir "$@"',
+            "20-broken": "echo 'broken: no config here' >&2; exit 4",
+        },
+    )
+    done = cli("run", str(SCENARIOS / "passing.yaml"), "--plugin-dir", str(plugins))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "pre-installed plugins registered: 15-envs" in done.stderr
+    assert f"pre-installed plugin 20-broken ({plugins / '20-broken'}) did not register" in (
+        done.stderr
+    )
+    assert "--- its output (tail) ---\nbroken: no config here" in done.stderr
+    assert done.stdout == ""
+
+
+def test_pre_installed_plugin_output_is_labelled_or_off(tmp_path: Path) -> None:
+    plugins = _plugin_dir(tmp_path, **{"15-envs": f'exec {PLUGIN} --env FROM=dir "$@"'})
+    scenario = tmp_path / "dir.yaml"
+    scenario.write_text(
+        "pods: {p: }\ncontainers: {c: {pod: p}}\nsteps:\n  - run-pod: p\n  - create-container: c\n"
+    )
+    done = cli("run", str(scenario), "--plugin-dir", str(plugins))
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout.splitlines()
+    started = [line for line in out if re.match(r"  15-envs \| .*plugin 15-envs started$", line)]
+    assert len(started) == 1
+    assert "plugin 15-envs started" not in done.stderr
+    done = cli("run", str(scenario), "--plugin-dir", str(plugins), "--no-plugin-output")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "plugin 15-envs started" not in done.stdout + done.stderr
+    assert "    15-envs set Env FROM" in done.stdout.splitlines()
+
+
+def test_profile_from_the_scenario_or_the_command_line(tmp_path: Path) -> None:
+    scenario = tmp_path / "crio.yaml"
+    scenario.write_text(
+        "profile: cri-o\n"
+        "pods: {p: {annotations: {example.com/a: x}}}\n"
+        "containers: {c: {pod: p}}\n"
+        "steps:\n  - run-pod: p\n  - create-container: c\n    expect:\n      spec:\n"
+        "        - {path: /process/env, contains: TERM=xterm}\n"
+        "        - {path: /annotations/example.com~1a, equals: x}\n"
+        "        - {path: /linux/resources/pids/limit, equals: -1}\n"
+    )
+    done = cli("run", str(scenario), "--plugin", f"{PLUGIN} --idx 10 --name envs")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "runtime profile: cri-o" in done.stderr
+    done = cli("run", str(scenario), "--profile", "containerd")
+    assert done.returncode == 1
+    assert "runtime profile: containerd" in done.stderr
+    assert '/process/env contains "TERM=xterm": it is' in done.stdout
+    done = cli("run", str(scenario), "--profile", "docker")
+    assert done.returncode == 2
+    assert "argument --profile: invalid choice: 'docker'" in done.stderr

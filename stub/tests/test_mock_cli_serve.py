@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import subprocess
@@ -205,3 +206,94 @@ def test_external_plugin_and_unsolicited_updates_are_shown() -> None:
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_terminal_gets_a_prompt_and_no_repeated_commands() -> None:
+    main, secondary = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nri.mock", "serve"],
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(secondary)
+    try:
+        os.write(main, b"run-pod web\nlist\n")
+        time.sleep(0.5)
+        os.write(main, b"\x04")  # end of input at the prompt
+        out, err = process.communicate(timeout=30)
+    finally:
+        os.close(main)
+    assert process.returncode == 0, out + err
+    lines = out.splitlines()
+    assert "nri> " in out
+    # The terminal shows what was typed: the command is not printed again as a heading.
+    assert "run-pod web" not in lines
+    assert "nri>   RunPodSandbox web" in lines
+    assert "nri> pod web (pod001-web, default, ready)" in lines
+    assert "runtime stopped" in err
+
+
+def test_piped_input_gets_no_prompt() -> None:
+    process = serve()
+    out, _ = process.communicate("run-pod web\n", timeout=30)
+    assert "nri> " not in out
+    assert "run-pod web" in out.splitlines()
+
+
+def test_loading_a_scenario_twice_reuses_its_pods_and_refuses_a_second_run_pod(
+    tmp_path: Path,
+) -> None:
+    scenario = tmp_path / "twice.yaml"
+    scenario.write_text(
+        "pods: {web: {}, db: {}}\n"
+        "containers: {app: {pod: web}, pg: {pod: db}}\n"
+        "existing: {pods: [db], containers: [pg]}\n"
+        "steps:\n"
+        "  - run-pod: web\n"
+        "  - create-container: app\n"
+    )
+    process = serve("--scenario", str(scenario))
+    out, err = process.communicate(f"load {scenario}\nload {scenario}\nlist\n", timeout=30)
+    assert process.returncode == 0, out + err
+    lines = out.splitlines()
+    assert lines.count("pod db exists already: the scenario's steps act on it") == 2
+    assert lines.count("container db/pg exists already: the scenario's steps act on it") == 2
+    assert "twice: 2 steps, 0 failed" in lines
+    assert any(
+        line.startswith("  FAIL  ")
+        and line.endswith(
+            "pod name 'web' in namespace 'default' is taken by pod pod003-web (ready): "
+            "remove that pod first, or choose another name"
+        )
+        for line in lines
+    )
+    # create-container app then acts on the one pod web (a second app, as after a restart).
+    assert "twice: 2 steps, 1 failed" in lines
+    listed = [line for line in lines if line.startswith("pod ") and line.endswith(")")]
+    assert [line.split(" (")[0] for line in listed] == ["pod db", "pod web"]
+    containers = [line.split(" (")[0] for line in lines if line.startswith("  container ")]
+    assert containers == ["  container pg", "  container app", "  container app"]
+
+
+def test_serve_profile_and_a_scenario_written_for_another(tmp_path: Path) -> None:
+    scenario = tmp_path / "crio.yaml"
+    scenario.write_text(
+        "profile: cri-o\npods: {p: }\ncontainers: {c: {pod: p}}\n"
+        "steps:\n  - run-pod: p\n  - create-container: c\n"
+        "    expect: {spec: [{path: /process/env, contains: TERM=xterm}]}\n"
+    )
+    process = serve()
+    out, err = process.communicate(f"load {scenario}\n", timeout=30)
+    assert "runtime profile: containerd" in err
+    lines = out.splitlines()
+    assert "crio is written for cri-o; this runtime behaves as containerd (--profile)" in lines
+    assert "crio: 2 steps, 1 failed" in lines
+    process = serve("--profile", "cri-o")
+    out, err = process.communicate(f"load {scenario}\n", timeout=30)
+    assert "runtime profile: cri-o" in err
+    assert "crio: 2 steps, 0 failed" in out.splitlines()
+    assert "is written for" not in out

@@ -184,7 +184,7 @@ def test_failures_are_reported_with_the_plugin_stderr(pytester: pytest.Pytester)
             "*_ test_plugin_error _*",
             "E  * refusing container app*",
             "*- nri plugin * --name env --idx 10 (pid *) stderr -*",
-            "*ValueError: refusing container app",
+            "*10-env: create_container * failed: refusing container app",
         ]
     )
     # The facade's own frames are hidden from the tracebacks.
@@ -364,3 +364,94 @@ def test_close_terminates_plugin_commands(tmp_path: Path) -> None:
         assert psutil.Process(handle.pid).is_running()
     assert handle.process.returncode is not None
     assert _gone(handle.pid)
+
+
+def test_runtime_profiles_from_option_ini_and_parametrize(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_profiles="""
+        import pytest
+
+
+        def test_default(nri_runtime, nri_profile):
+            assert nri_runtime.profile.name == nri_profile
+            ctr = nri_runtime.create_container(nri_runtime.run_pod("web"), "app")
+            print("PROFILE", nri_profile, "pid" if ctr.to_proto().pid else "no-pid")
+
+
+        @pytest.mark.parametrize("nri_profile", ["cri-o"])
+        def test_own_choice(nri_runtime):
+            assert nri_runtime.runtime.profile.name == "cri-o"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*PROFILE containerd no-pid*"])
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--nri-profile=cri-o")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*PROFILE cri-o pid*"])
+    # Both: the tests that use the runtime run once per profile (not the one that picks).
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-v", "--nri-profile", "containerd,cri-o"
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_default?containerd? PASSED*",
+            "*test_default?cri-o? PASSED*",
+            "*test_own_choice?cri-o? PASSED*",
+        ]
+    )
+    pytester.makeini("[pytest]\nnri_profile = cri-o\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "-k", "default")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*PROFILE cri-o pid*"])
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--nri-profile=docker")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--nri-profile: unknown runtime profile docker (known: containerd, cri-o)*"]
+    )
+
+
+def test_pytest_plugin_knows_every_profile() -> None:
+    from nri.mock import PROFILES
+    from nri.mock.pytest_plugin import _PROFILE_NAMES
+
+    assert list(_PROFILE_NAMES) == list(PROFILES)
+
+
+def test_failure_report_has_the_pre_installed_plugins_output(pytester: pytest.Pytester) -> None:
+    plugins = pytester.mkdir("plugins")
+    plugin = plugins / "20-env"
+    script = pytester.path / "annotated_env.py"
+    plugin.write_text(
+        f'#!/bin/sh\necho "pre-installed hello" >&2\nexec {sys.executable} {script}\n'
+    )
+    plugin.chmod(0o755)
+    pytester.makeconftest(
+        f"""
+        import pytest
+
+        from nri.mock import MockRuntime
+
+
+        @pytest.fixture
+        def nri_mock_runtime():
+            return MockRuntime(plugin_path={str(plugins)!r})
+        """
+    )
+    _project(
+        pytester,
+        """
+        def test_fails(nri_runtime):
+            assert [p.full_name for p in nri_runtime.plugins] == []
+        """,
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*- nri pre-installed plugin 20-env ({plugin}) output -*",
+            "pre-installed hello",
+            "*20-env: plugin 20-env started*",
+        ]
+    )

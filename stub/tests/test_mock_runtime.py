@@ -148,8 +148,30 @@ async def test_unsolicited_updates_are_applied_and_recorded(tmp_path: Path) -> N
         assert record.failed_updates == ["nope"]
 
 
-async def test_evictions_stop_and_remove_the_container(tmp_path: Path) -> None:
+async def test_evictions_are_recorded_and_ignored_as_runtimes_do(tmp_path: Path) -> None:
     async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        stub = await rt.add_plugin(Evicter(), name="evict", idx="10")
+        pod = await rt.run_pod("web")
+        first = await rt.create_container(pod, "one")
+        await rt.create_container(pod, "two")
+        assert first.id in rt.containers and first.state == pb.CONTAINER_CREATED
+        create = rt.last("CreateContainer")
+        assert create.evicted == []
+        assert create.ignored_evictions == [(first.id, "make room")]
+        assert [r.event for r in rt.history][-1] == "PostCreateContainer"
+        # Asked for outside an event (UpdateContainers): recorded, nothing done either.
+        await stub.update_containers([], [pb.ContainerEviction(container_id=first.id, reason="x")])
+        await rt.idle()
+        assert rt.history[-1].event == "EvictContainer"
+        assert rt.history[-1].ignored_evictions == [(first.id, "x")]
+        assert rt.history[-1].to_data()["ignored_evictions"] == [
+            {"container_id": first.id, "reason": "x"}
+        ]
+        assert first.id in rt.containers
+
+
+async def test_evictions_stop_and_remove_the_container_when_acted_on(tmp_path: Path) -> None:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock", act_on_evictions=True) as rt:
         await rt.add_plugin(Evicter(), name="evict", idx="10")
         pod = await rt.run_pod("web")
         first = await rt.create_container(pod, "one")
@@ -211,6 +233,27 @@ async def test_launch_plugin_reports_early_exit_with_stderr(tmp_path: Path) -> N
         assert "bad config: nope" in str(info.value)
         with pytest.raises(PluginLaunchError, match="cannot start"):
             await rt.launch_plugin("/nonexistent/plugin --idx 10")
+
+
+async def test_launch_plugin_finds_commands_beside_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A virtual environment used without activation: its bin is not on PATH, but its python
+    # runs the tests, and the plugin commands are installed beside it.
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    command = venv_bin / "nri-recorder-test"
+    command.write_text(f'#!/bin/sh\nexec {sys.executable} {RECORDER} "$@"\n')
+    command.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+        handle = await rt.launch_plugin("nri-recorder-test --idx 30", name="rec")
+        assert handle.info.full_name == "30-rec"
+        assert handle.command == ["nri-recorder-test", "--idx", "30"]
+        command.chmod(0o644)  # not executable: not taken
+        with pytest.raises(PluginLaunchError, match="cannot start"):
+            await rt.launch_plugin("nri-recorder-test --idx 31", name="rec2")
 
 
 async def test_launch_plugin_times_out_naming_the_command(tmp_path: Path) -> None:
@@ -306,7 +349,7 @@ class SelfEvicter(Plugin):
 
 
 async def test_container_evicted_at_creation_gets_no_post_create(tmp_path: Path) -> None:
-    async with MockRuntime(socket_path=tmp_path / "nri.sock") as rt:
+    async with MockRuntime(socket_path=tmp_path / "nri.sock", act_on_evictions=True) as rt:
         plugin = SelfEvicter()
         await rt.add_plugin(plugin, name="evicter", idx="10")
         ctr = await rt.create_container(await rt.run_pod("web"), "app")
@@ -384,3 +427,40 @@ async def test_lifecycle_calls_the_state_does_not_allow_are_refused(tmp_path: Pa
         with pytest.raises(LifecycleError, match="cannot create container late in pod web .*"):
             await rt.create_container(pod, "late")
         assert len(rt.history) == events + 1  # only StopPodSandbox: refused calls relay nothing
+        with pytest.raises(LifecycleError, match="pod name 'web' in namespace 'default' is taken"):
+            await rt.run_pod("web")
+        with pytest.raises(LifecycleError, match="pod name 'web' .* is taken"):
+            rt.add_existing_pod("web")
+        assert len(rt.history) == events + 1
+        other = await rt.run_pod("web", namespace="shop")  # another namespace: another name
+        await rt.remove_pod(pod)
+        again = await rt.run_pod("web")  # the name is free once the pod is removed
+        assert sorted(p.id for p in rt.pods.values()) == sorted([other.id, again.id])
+
+
+async def test_pre_installed_plugins_output_is_captured(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    good = plugins / "30-rec"
+    good.write_text(f'#!/bin/sh\necho starting >&2\nexec {sys.executable} {RECORDER} "$@"\n')
+    bad = plugins / "40-bad"
+    bad.write_text("#!/bin/sh\necho 'no luck' >&2\nexit 3\n")
+    (plugins / "50-not-executable").write_text("#!/bin/sh\n")
+    for path in (good, bad):
+        path.chmod(0o755)
+    lines: list[tuple[str, str]] = []
+    rt = MockRuntime(socket_path=tmp_path / "nri.sock", plugin_path=plugins)
+    rt.on_preinstalled_output = lambda name, line: lines.append((name, line))
+    async with rt:
+        assert [p.full_name for p in rt.plugins] == ["30-rec"]
+        assert [(p.name, p.path) for p in rt.preinstalled] == [
+            ("30-rec", str(good)),
+            ("40-bad", str(bad)),
+        ]
+        assert rt.plugins[0].external is False  # started by the adaptation, as pre-installed
+    assert ("40-bad", "no luck") in lines
+    assert ("30-rec", "starting") in lines
+    assert b"no luck" in rt.preinstalled[1].stderr
+    with pytest.raises(AdaptationError, match=r"plugin directory '.*/nowhere' does not exist"):
+        async with MockRuntime(plugin_path=tmp_path / "nowhere"):
+            pass

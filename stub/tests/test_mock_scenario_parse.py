@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nri.mock._checks import Check, resolve_pointer
 from nri.mock._scenario import (
-    Check,
     ScenarioError,
     load_scenario,
     parse_scenario,
     parse_step,
     parse_yaml,
-    resolve_pointer,
 )
 
 SCENARIOS = Path(__file__).parent / "mock_scenarios"
@@ -91,7 +90,7 @@ steps:
     assert problems == [
         "pods.web.labels.tier: expected a string, got 1 (quote it)",
         "pods.web.color: unknown key (known keys: name, namespace, uid, labels, annotations, "
-        "runtime_handler)",
+        "runtime_handler, netns, ips)",
         "containers.app.env[0]: expected NAME=VALUE, got 'NOEQUALS'",
         "containers.app.pod: unknown pod 'nowhere' (defined: web)",
         "containers.ok.mounts[0]: missing required key 'destination'",
@@ -123,6 +122,21 @@ steps:
     assert "Env, Args," in problems[14]
 
 
+def test_profile_and_cdi_devices() -> None:
+    scenario = parse_scenario(
+        {
+            "profile": "cri-o",
+            "pods": {"p": None},
+            "containers": {"c": {"pod": "p", "cdi_devices": ["vendor.com/gpu=0"]}},
+        }
+    )
+    assert scenario.profile == "cri-o"
+    assert scenario.containers["c"].cdi_devices == ["vendor.com/gpu=0"]
+    assert parse_scenario({"pods": {"p": None}}).profile is None
+    problems = problems_of("pods: {p: }\ncontainers: {c: {pod: p, cdi_devices: gpu}}\n")
+    assert problems == ["containers.c.cdi_devices: expected a list, got 'gpu'"]
+
+
 def test_existing_container_needs_its_pod_existing() -> None:
     problems = problems_of(
         "pods: {web: }\ncontainers: {app: {pod: web}}\nexisting: {containers: [app]}\n"
@@ -141,9 +155,14 @@ def test_existing_container_needs_its_pod_existing() -> None:
         ("steps: 3\n", "steps: expected a list, got 3"),
         (
             "stages: []\n",
-            "stages: unknown key (known keys: name, description, pods, "
+            "stages: unknown key (known keys: name, description, profile, pods, "
             "containers, existing, steps)",
         ),
+        (
+            "profile: docker\n",
+            "profile: unknown runtime profile 'docker' (known: containerd, cri-o)",
+        ),
+        ("profile: 1\n", "profile: expected a string, got 1 (quote it)"),
         (
             "pods: {web: }\nsteps: [{run-pod: db}]\n",
             "steps[0].run-pod: unknown pod 'db' (defined: web)",

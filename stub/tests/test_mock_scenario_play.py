@@ -12,7 +12,8 @@ import yaml
 from mock_scenarios.scenario_plugin import ScenarioPlugin
 
 from nri.mock import MockRuntime
-from nri.mock._player import Player, RunResult
+from nri.mock._history import EventRecord
+from nri.mock._player import Player, RunResult, StepResult
 from nri.mock._render import (
     Printer,
     render_step,
@@ -175,6 +176,18 @@ async def test_json_document() -> None:
     assert data["connected"]["events"][0]["event"] == "UpdateContainers"
 
 
+def test_rendering_of_evictions() -> None:
+    record = EventRecord(
+        "CreateContainer",
+        container_id="c2",
+        evicted=[("c0", "gone")],
+        ignored_evictions=[("c1", "make room")],
+    )
+    lines = render_step(StepResult("create-container app", records=[record]), {"c1": "web/db"})
+    assert ("    evicted c0: gone", "error") in lines
+    assert ("    eviction of web/db asked (make room): ignored, as runtimes do", "note") in lines
+
+
 def test_spec_diff_is_empty_for_equal_specs() -> None:
     assert spec_diff({"a": 1}, {"a": 1}, "x") == []
     assert spec_diff({"a": 1}, {"a": 2}, "x") == [
@@ -186,6 +199,28 @@ def test_spec_diff_is_empty_for_equal_specs() -> None:
         '+  "a": 2',
         " }",
     ]
+
+
+def test_spec_diff_compares_mounts_by_destination() -> None:
+    proc = {"destination": "/proc", "type": "proc", "source": "proc"}
+    dev = {"destination": "/dev", "type": "tmpfs", "source": "tmpfs"}
+    logs = {"destination": "/logs", "type": "bind", "source": "/var/log"}
+    # A mount inserted, and the mounts re-sorted by the runtime: /proc moves to the end.
+    diff = spec_diff({"mounts": [proc, dev]}, {"mounts": [dev, logs, proc]}, "x")
+    removed = [line for line in diff if line.startswith("-") and not line.startswith("---")]
+    assert removed == []
+    assert '+    "/logs": {' in diff
+    assert '+      "source": "/var/log",' in diff
+    assert diff[-1] == "@@ mount order: /dev, /logs, /proc (before: /proc, /dev) @@"
+    # Only an option changed: one changed line, no order line.
+    ro = {**logs, "options": ["ro"]}
+    diff = spec_diff({"mounts": [dev, logs]}, {"mounts": [dev, ro]}, "x")
+    changed = [line for line in diff if line[:1] in "+-" and line[:3] not in ("---", "+++")]
+    assert changed == ['+      "options": [', '+        "ro"', "+      ],"]
+    assert not diff[-1].startswith("@@ mount order")
+    # The same destination twice: the list is diffed as it is.
+    diff = spec_diff({"mounts": [dev]}, {"mounts": [dev, dev]}, "x")
+    assert '+      "destination": "/dev",' in diff
 
 
 LINES = [("[1] run-pod web  (steps[0])", "heading"), ("  ok    x", "pass"), ('  +  "a": 1', "diff")]

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from nri.net import (
+    DEFAULT_MAX_READ_PAYLOAD,
+    DEFAULT_READ_QUEUE_BYTES,
     PLUGIN_SERVICE_CONN,
     RUNTIME_SERVICE_CONN,
     Frame,
@@ -499,3 +501,47 @@ async def test_from_socket_rejects_datagram_socket() -> None:
     left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     with left, right, pytest.raises(ValueError, match="stream socket"):
         await Mux.from_socket(left)
+
+
+async def test_read_queue_is_bounded_in_bytes_too() -> None:
+    # 256 frames of 4 MiB would be 1 GiB: the queue also stops at its byte bound.
+    async with mux_and_raw(read_queue_bytes=10_000) as (mux, raw):
+        rec = Recorder()
+        mux.open(1, rec).pause_reading()
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(raw, b"".join(encode_frames(1, b"x" * 4000) for _ in range(2)))
+        await asyncio.sleep(0.05)
+        assert not mux.is_closed  # 8000 bytes fit
+        await loop.sock_sendall(raw, encode_frames(1, b"x" * 4000))
+        exc = await rec.lost
+        assert "read queue of mux conn 1 overflowed: 2 frames (8000 bytes)" in str(exc)
+        await mux.wait_closed()
+
+
+async def test_default_read_queue_byte_bound_holds_two_largest_frames() -> None:
+    assert DEFAULT_READ_QUEUE_BYTES == 2 * DEFAULT_MAX_READ_PAYLOAD
+
+
+async def test_peer_that_does_not_read_is_dropped() -> None:
+    async with mux_and_raw(max_write_buffer=1 << 20) as (mux, _raw):
+        rec = Recorder()
+        transport = mux.open(1, rec)
+        for _ in range(64):  # 4 MiB, the peer reads none of it
+            transport.write(b"y" * 65536)
+            if mux.is_closed:
+                break
+        assert mux.is_closed
+        assert isinstance(mux.close_reason, MuxProtocolError)
+        assert "peer is not reading" in str(mux.close_reason)
+        assert isinstance(await rec.lost, MuxClosedError)
+        await mux.wait_closed()
+
+
+async def test_a_slow_reader_within_the_write_bound_gets_everything() -> None:
+    async with mux_and_raw(max_write_buffer=8 << 20) as (mux, raw):
+        transport = mux.open(1, Recorder())
+        payload = pattern(4 << 20, 3)
+        transport.write(payload)
+        frames = await read_frames(raw, FrameDecoder(), (4 << 20) // 4096)
+        assert b"".join(f.payload for f in frames) == payload
+        assert not mux.is_closed

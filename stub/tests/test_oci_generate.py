@@ -14,7 +14,7 @@ import pytest
 from test_oci_schema import GOOD, assert_valid_spec, load_example
 
 from nri.api import api_pb2 as pb
-from nri.oci import SpecError, SpecGenerator
+from nri.oci import SpecError, SpecGenerator, rdt_class_as_clos_id
 
 MakeGen = Callable[..., SpecGenerator]
 
@@ -635,8 +635,16 @@ def test_blockio_class_ignored_without_resolver(gen: MakeGen) -> None:
     assert "blockIO" not in g.spec["linux"]["resources"]
 
 
-def test_rdt_class_default_and_resolver(gen: MakeGen) -> None:
+def test_rdt_class_ignored_without_resolver_as_upstream(gen: MakeGen) -> None:
     g = gen()
+    g.spec["linux"] = {"intelRdt": {"closID": "keep"}}
+    for klass in ("gold", ""):
+        g.adjust(linux(resources=pb.LinuxResources(rdt_class=pb.OptionalString(value=klass))))
+        assert g.spec["linux"]["intelRdt"] == {"closID": "keep"}
+
+
+def test_rdt_class_resolvers(gen: MakeGen) -> None:
+    g = gen(rdt_resolver=rdt_class_as_clos_id)
     g.adjust(linux(resources=pb.LinuxResources(rdt_class=pb.OptionalString(value="gold"))))
     assert g.spec["linux"]["intelRdt"] == {"closID": "gold"}
     g.adjust(linux(resources=pb.LinuxResources(rdt_class=pb.OptionalString(value=""))))
@@ -696,6 +704,7 @@ def test_update_applies_resources(gen: MakeGen) -> None:
     upd.linux.resources.cpu.cpus = "4-7"
     upd.linux.resources.memory.limit.value = 1 << 28
     upd.linux.resources.rdt_class.value = "bronze"
+    g = gen(g.spec, rdt_resolver=rdt_class_as_clos_id)
     g.update(upd)
     res = g.spec["linux"]["resources"]
     assert res["cpu"]["shares"] == 2048
@@ -758,13 +767,13 @@ def test_mount_propagation_sets_rootfs_propagation(gen: MakeGen) -> None:
     g.adjust(
         adjustment(mounts=[pb.Mount(destination="/a", source="/s1", options=["rbind", "rslave"])])
     )
-    assert g.spec["linux"]["rootfsPropagation"] == "slave"
+    assert g.spec["linux"]["rootfsPropagation"] == "rslave"
     g.adjust(
         adjustment(mounts=[pb.Mount(destination="/b", source="/s2", options=["rbind", "rshared"])])
     )
-    assert g.spec["linux"]["rootfsPropagation"] == "shared"
+    assert g.spec["linux"]["rootfsPropagation"] == "rshared"
     g.adjust(adjustment(mounts=[pb.Mount(destination="/c", source="/s3", options=["rslave"])]))
-    assert g.spec["linux"]["rootfsPropagation"] == "shared"
+    assert g.spec["linux"]["rootfsPropagation"] == "rshared"
     assert checked == [
         ("/s1", ("rshared", "rslave")),
         ("/s2", ("rshared",)),
@@ -780,6 +789,25 @@ def test_mount_propagation_sets_rootfs_propagation(gen: MakeGen) -> None:
     assert info.value.field == "adjustment.mounts[0].source"
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (None, "rslave"),
+        ("private", "rslave"),
+        ("shared", "rslave"),  # upstream keeps only rshared and rslave
+        ("slave", "rslave"),
+        ("rslave", "rslave"),
+        ("rshared", "rshared"),
+    ],
+)
+def test_rslave_mount_rootfs_propagation_as_upstream(
+    gen: MakeGen, before: str | None, after: str
+) -> None:
+    g = gen({**minimal(), "linux": {} if before is None else {"rootfsPropagation": before}})
+    g.adjust(adjustment(mounts=[pb.Mount(destination="/m", source="/s", options=["rslave"])]))
+    assert g.spec["linux"]["rootfsPropagation"] == after
+
+
 def test_mount_without_destination_rejected(gen: MakeGen) -> None:
     g = gen()
     with pytest.raises(SpecError) as info:
@@ -790,7 +818,7 @@ def test_mount_without_destination_rejected(gen: MakeGen) -> None:
 # -- rlimits ----------------------------------------------------------------------
 
 
-def test_rlimits_add_and_replace(gen: MakeGen) -> None:
+def test_rlimits_are_appended_as_upstream(gen: MakeGen) -> None:
     g = gen(load_example("good-spec-example.json"))
     core = {"type": "RLIMIT_CORE", "hard": 1024, "soft": 1024}
     assert g.spec["process"]["rlimits"] == [
@@ -805,8 +833,10 @@ def test_rlimits_add_and_replace(gen: MakeGen) -> None:
             ]
         )
     )
+    # The runtime's own limit stays; the appended one of the same type wins in runc.
     assert g.spec["process"]["rlimits"] == [
         core,
+        {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024},
         {"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 2048},
         {"type": "RLIMIT_MEMLOCK", "hard": 1 << 30, "soft": 1 << 30},
     ]

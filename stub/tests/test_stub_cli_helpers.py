@@ -1,4 +1,5 @@
-"""nri.stub helpers shared by plugin commands: LogFile and default_plugin_name."""
+"""nri.stub helpers shared by plugin commands: LogFile and the deprecated
+default_plugin_name."""
 
 from __future__ import annotations
 
@@ -56,5 +57,6 @@ def test_default_plugin_name_only_under_python_m(
     else:
         monkeypatch.setenv("NRI_PLUGIN_NAME", env)
     args = argparse.Namespace(name=flag)
-    default_plugin_name(args, "logger")
+    with pytest.deprecated_call():  # PluginCommand defaults the name however it is started
+        default_plugin_name(args, "logger")
     assert args.name == (expected if flag is None else flag)

@@ -16,7 +16,7 @@ from _runtime_peer import PluginConnection, ScriptedRuntime, running
 from nri.api import NRI_VERSION, Adjustment, Update, eviction
 from nri.api import api_pb2 as pb
 from nri.net import plugin_environment, socketpair, spawn_with_socket
-from nri.stub import Plugin, RuntimeGoneError, Stub, StubError, load_config
+from nri.stub import Plugin, RequestError, RuntimeGoneError, Stub, StubError, load_config
 from nri.ttrpc import DeadlineExceededError, StatusError
 
 
@@ -321,6 +321,62 @@ async def test_state_change_routes_to_handlers(tmp_path: Path) -> None:
     assert plugin.calls[-2][1] == (POD, CTR)
 
 
+async def test_state_change_for_other_events_is_ignored(tmp_path: Path) -> None:
+    # upstream's stub dispatches only some events from StateChange; UpdatePodSandbox (whose
+    # request has resources a StateChange lacks) and unknown values are answered and dropped
+    plugin = Recorder()
+    async with ScriptedRuntime(socket_path(tmp_path)) as runtime:
+        _, task, conn = await start_plugin(runtime, plugin, name="rec", idx="10")
+        async with running(task):
+            await conn.handshake()
+            before = len(plugin.calls)
+            for event in (pb.UPDATE_POD_SANDBOX, pb.CREATE_CONTAINER, pb.STOP_CONTAINER, 99):
+                reply = await conn.call(
+                    "StateChange",
+                    pb.StateChangeEvent(event=event, pod=POD, container=CTR),  # type: ignore[arg-type]
+                    pb.Empty,
+                )
+                assert reply == pb.Empty()
+            await conn.call(
+                "StateChange",
+                pb.StateChangeEvent(event=pb.POST_UPDATE_POD_SANDBOX, pod=POD),
+                pb.Empty,
+            )
+    assert [name for name, _ in plugin.calls[before:]] == ["post_update_pod_sandbox"]
+
+
+async def test_expected_failure_is_one_line_unexpected_has_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Picky(Plugin):
+        def create_container(self, pod, container):  # type: ignore[no-untyped-def]
+            if container.name == "bug":
+                raise KeyError("oops")
+            if container.name == "typo":
+                raise ValueError("annotation x.example.com: bad value 'y'")
+            raise RequestError("no room for it")
+
+    caplog.set_level(logging.INFO)
+    async with ScriptedRuntime(socket_path(tmp_path)) as runtime:
+        _, task, conn = await start_plugin(runtime, Picky(), name="picky", idx="10")
+        async with running(task):
+            await conn.handshake()
+            for name, reason in (("typo", "bad value 'y'"), ("full", "no room"), ("bug", "oops")):
+                caplog.clear()
+                ctr = pb.Container(id=f"id-{name}", pod_sandbox_id="pod-1", name=name)
+                request = pb.CreateContainerRequest(pod=POD, container=ctr)
+                with pytest.raises(StatusError) as info:
+                    await conn.call("CreateContainer", request, pb.CreateContainerResponse)
+                assert reason in info.value.message
+                errors = [r for r in caplog.records if r.levelno >= logging.INFO]
+                assert len(errors) == 1, caplog.text  # once: not again by the ttRPC server
+                (record,) = errors
+                assert record.levelno == logging.ERROR
+                assert f"container default/web/{name} (id-{name})" in record.getMessage()
+                assert reason in record.getMessage()
+                assert (record.exc_info is not None) == (name == "bug"), caplog.text
+
+
 async def test_handler_exception_fails_only_that_request(tmp_path: Path) -> None:
     class Flaky(Plugin):
         def __init__(self) -> None:
@@ -382,7 +438,7 @@ async def test_slow_handler_is_logged_with_its_container(
                 if "create_container" in caplog.text:
                     break
                 await asyncio.sleep(0.02)
-    assert "create_container for container nginx" in caplog.text
+    assert "create_container for container default/web/nginx" in caplog.text
 
 
 async def test_configure_may_overtake_register_response(tmp_path: Path) -> None:

@@ -666,3 +666,74 @@ async def test_socketpair_transports() -> None:
     await server.close()
     await client.wait_closed()
     assert client.is_closed
+
+
+async def test_server_stops_reading_while_max_concurrent_handlers_run() -> None:
+    service = EchoService()
+    entered = 0
+
+    async def count(req: pb.Empty) -> pb.Empty:
+        nonlocal entered
+        entered += 1
+        await service.gate.wait()
+        return pb.Empty()
+
+    server = Server(max_concurrent_requests=2)
+    server.register(SVC, {"Count": Method(pb.Empty, count)})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "s.sock")
+        await serve_unix(server, path)
+        client = await connect_unix(path)
+        try:
+            calls = [
+                asyncio.ensure_future(client.call(SVC, "Count", pb.Empty(), pb.Empty))
+                for _ in range(6)
+            ]
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+            assert entered == 2  # the others wait unread
+            service.gate.set()
+            await asyncio.wait_for(asyncio.gather(*calls), 5)
+            assert entered == 6
+        finally:
+            client.close()
+            await server.close()
+
+
+async def test_server_stops_reading_while_its_replies_are_not_read() -> None:
+    server = Server(max_unsent=256 << 10)
+    handled = 0
+
+    def big(req: pb.Empty) -> pb.ConfigureRequest:
+        nonlocal handled
+        handled += 1
+        return pb.ConfigureRequest(config="r" * 60_000)
+
+    server.register(SVC, {"Big": Method(pb.Empty, big)})
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_accepted_socket(server.connection, left)
+    right.setblocking(False)
+    try:
+        wire = b"".join(
+            encode_message(2 * i + 1, MessageType.REQUEST, encode_request(SVC, "Big", b""))
+            for i in range(400)
+        )
+        await loop.sock_sendall(right, wire)  # and read nothing back
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert 0 < handled < 100
+        assert transport.get_write_buffer_size() < 2 << 20
+        # Reading the replies lets the server go on until all 400 are answered.
+        decoder, answered = MessageDecoder(), 0
+        while answered < 400:
+            data = await asyncio.wait_for(loop.sock_recv(right, 1 << 20), 5)
+            assert data
+            decoder.feed(data)
+            while decoder.next_message() is not None:
+                answered += 1
+        assert handled == 400
+    finally:
+        transport.close()
+        right.close()
+        await server.close()

@@ -199,15 +199,24 @@ def test_all_kinds_together_in_upstream_order() -> None:
         ("- /dev/x\n", "entry #0: expected a mapping"),
         ("- path: /dev/x\n  type: c\n  minor: 3\n", "entry #0: missing mandatory field(s): major"),
         ("- type: c\n  major: 1\n  minor: 3\n", "missing mandatory field 'path'"),
-        ("- path: /dev/x\n  type: c\n  major: one\n  minor: 3\n", "'major' must be an integer"),
-        ("- path: /dev/x\n  type: c\n  major: true\n  minor: 3\n", "'major' must be an integer"),
+        ("- path: /dev/x\n  type: c\n  major: one\n  minor: 3\n", "major: cannot unmarshal string"),
+        ("- path: /dev/x\n  type: c\n  major: true\n  minor: 3\n", "major: cannot unmarshal bool"),
+        ("- path: /dev/x\n  type: c\n  major: 1.5\n  minor: 3\n", "number 1.5 into int64"),
         ("- path: /dev/x\n  type: z\n  major: 1\n  minor: 3\n", "invalid device type 'z'"),
-        ("- path: /dev/x\n  type: c\n  major: 1\n  minor: 3\n  uid: -1\n", "'uid' is out of range"),
-        ("- path: 5\n  type: c\n  major: 1\n  minor: 3\n", "'path' must be a string"),
+        (
+            "- path: /dev/x\n  type: c\n  major: 1\n  minor: 3\n  uid: -1\n",
+            "uid: cannot unmarshal number -1 into uint32",
+        ),
+        ("- path: 5\n  type: c\n  major: 1\n  minor: 3\n", "path '5' must be an absolute path"),
+        ("- path: dev/null\n  type: c\n  major: 1\n  minor: 3\n", "path 'dev/null' must be an abs"),
+        ("- path: ../../etc/shadow\n", "path '../../etc/shadow' must be an absolute path"),
+        ("- path: /dev/../etc/shadow\n", "path '/dev/../etc/shadow' must not contain '..'"),
+        ("- path: /dev/x\n  host_path: dev/null\n", "host_path 'dev/null' must be an absolute"),
+        ("- path: [1]\n", "path: cannot unmarshal array into string"),
         ("- match: {}\n", "needs at least one of"),
         ("- match: {subsystem: mem, colour: red}\n", "unknown field(s) in 'match': colour"),
         ("- match: {subsystem: mem}\n  path: /dev/x\n", "'match' cannot be combined with path"),
-        ("- match: {attributes: {dev: 1:3}}\n", "attributes.dev must be a string"),
+        ("- match: {attributes: {dev: [1]}}\n", "attributes.dev: cannot unmarshal array"),
     ],
 )
 def test_invalid_device_annotations(text: str, problem: str) -> None:
@@ -220,8 +229,8 @@ def test_invalid_device_annotations(text: str, problem: str) -> None:
 def test_invalid_mounts_and_cdi() -> None:
     with pytest.raises(AnnotationError, match="missing mandatory field 'destination'"):
         parse_mounts("m", "- source: /s\n")
-    with pytest.raises(AnnotationError, match=r"'options' item 1 must be a string"):
-        parse_mounts("m", "- destination: /d\n  options: [ro, 1]\n")
+    with pytest.raises(AnnotationError, match=r"options\[1\]: cannot unmarshal array into string"):
+        parse_mounts("m", "- destination: /d\n  options: [ro, [1]]\n")
     with pytest.raises(AnnotationError, match=r"entry #0: expected a CDI device name, got a list"):
         parse_cdi_devices("c", "- - vendor0.com/device=zero\n")
 

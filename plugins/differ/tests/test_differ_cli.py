@@ -7,11 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from nri.api import api_pb2 as pb
+from nri.mock import SyncMockRuntime
+from nri.testing import PluginCommandCheck, Rejection
 from nri.testing import ScriptedRuntime as Runtime
 
 
@@ -19,36 +22,38 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("NRI_")}
 
 
-@pytest.mark.parametrize(
-    ("args", "config", "message"),
-    [
-        (["--indices", "10"], None, "at least two"),
-        (["--indices", "10,abc"], None, "'abc'"),
-        (["--idx", "10"], None, "--idx does not apply"),
-        (["--verbose-level", "9"], None, "invalid choice"),
-        ([], "indices: '7'\n", "at least two"),
-        ([], "verboseLevel: high\n", "verbose_level"),
-        (["--log-file", "/nonexistent/dir/d.log"], None, "cannot open log file"),
-        (["--name", "bad name"], None, "invalid plugin identity"),
-    ],
-)
-def test_bad_input_exits_2_without_connecting(
-    tmp_path: Path, nri_unused_socket: str, args: list[str], config: str | None, message: str
-) -> None:
-    extra = list(args)
-    if config is not None:
-        (tmp_path / "differ.yaml").write_text(config)
-        extra += ["--config", str(tmp_path / "differ.yaml")]
-    result = subprocess.run(
-        [sys.executable, "-m", "nri_differ", "--socket-path", nri_unused_socket, *extra],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=clean_env(),
-        check=False,
+COMMAND = [sys.executable, "-m", "nri_differ"]
+
+
+@pytest.fixture
+def check(nri_plugin_command: Callable[..., PluginCommandCheck]) -> PluginCommandCheck:
+    return nri_plugin_command(COMMAND, name="differ", idx=None)
+
+
+def test_help_and_version(check: PluginCommandCheck) -> None:
+    check.check_help("--indices", "--log-file", "--verbose-level", "--yaml")
+    check.check_version()
+
+
+def test_bad_flags(check: PluginCommandCheck) -> None:
+    check.check_bad_flags(
+        Rejection(["-indices", "10"], "at least two"),
+        Rejection(["--indices=10,abc"], "'abc'"),
+        Rejection(["-idx", "10"], "--idx does not apply"),
+        Rejection(["-verbose-level", "9"], "invalid choice"),
+        Rejection(["-name", "10-foo"], "starts with an index"),
+        Rejection(["--log-file", "/nonexistent/dir/d.log"], "cannot open log file"),
     )
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
+
+
+def test_bad_config_files(check: PluginCommandCheck) -> None:
+    check.check_bad_config_files(wrong_type=("verboseLevel: high\n", "verbose_level"))
+    check.assert_rejects(config="indices: '7'\n", message="at least two")
+
+
+def test_registers_at_every_index(check: PluginCommandCheck, nri_runtime: SyncMockRuntime) -> None:
+    seen = check.check_registers(nri_runtime, "-yaml=false", names=["00-differ", "99-differ"])
+    assert len(seen.plugins) == 2
 
 
 @pytest.mark.timeout(30)

@@ -130,3 +130,17 @@ def test_config_keys_as_upstream() -> None:
     assert given == {"indices", "verbose_level", "yaml", "log_file"}
     with pytest.raises(ConfigError, match="verboseLevel must be 0..3"):
         parse_config("verboseLevel: 7")
+
+
+def test_hostile_config_is_one_clear_error() -> None:
+    from nri_differ import parse_config
+
+    from nri.stub import ConfigError
+
+    for text, problem in (
+        ("indices: " + "[" * 100 + "]" * 100, "nesting deeper than 64 levels"),
+        ("a: &a [*a]\n", "anchor 'a' value contains itself"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse_config(text, source="differ.yaml")
+        assert str(info.value).startswith("differ.yaml: ") and problem in str(info.value)

@@ -1,71 +1,63 @@
-"""The nri-hook-injector command: bad flags and configuration exit 2 before connecting."""
+"""The nri-hook-injector command: the shared command-line checks and its own flags."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from nri.mock import SyncMockRuntime
+from nri.testing import PluginCommandCheck, Rejection
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nri_hook_injector", "--idx", "10", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+COMMAND = [sys.executable, "-m", "nri_hook_injector"]
+
+
+@pytest.fixture
+def check(nri_plugin_command: Callable[..., PluginCommandCheck]) -> PluginCommandCheck:
+    return nri_plugin_command(COMMAND, name="hook-injector")
+
+
+def test_help_and_version(check: PluginCommandCheck) -> None:
+    check.check_help("--hook-dirs", "--poll-interval", "--disable-watch", "--verbose")
+    check.check_version()
+
+
+def test_bad_flags(check: PluginCommandCheck) -> None:
+    check.check_bad_flags(
+        Rejection(["--hook-dirs", "/a,,/b"], "--hook-dirs: entry 2 of '/a,,/b' is empty"),
+        Rejection(["-hook-dirs", sys.executable], "is not a directory"),
+        Rejection(["--poll-interval", "-1"], "--poll-interval: must be >= 0"),
+        Rejection(["-poll-interval=soon"], "not a number of seconds: 'soon'"),
+        Rejection(["-disableWatch=never"], "expected true or false, got 'never'"),
     )
 
 
-@pytest.mark.parametrize(
-    ("config", "message"),
-    [
-        ("hookDirs: /etc/containers/oci/hooks.d\n", "hookDirs: expected a list"),
-        ("hookdirs: [/x]\n", "unknown key 'hookdirs'"),
-        ("pollInterval: -2\n", "pollInterval: must be >= 0"),
-        ("hookDirs: ['']\n", "hookDirs[0]: empty directory name"),
-        ("hookDirs: [\n", "invalid YAML"),
-    ],
-)
-def test_bad_config_file_exits_2(
-    tmp_path: Path, nri_unused_socket: str, config: str, message: str
+def test_bad_config_files(check: PluginCommandCheck) -> None:
+    check.check_bad_config_files(
+        wrong_type=("hookDirs: /etc/containers/oci/hooks.d\n", "hookDirs: expected a list")
+    )
+    check.assert_all_rejected(
+        [
+            Rejection(config="hookdirs: [/x]\n", message="unknown key 'hookdirs'"),
+            Rejection(config="pollInterval: -2\n", message="pollInterval: must be >= 0"),
+            Rejection(config="hookDirs: ['']\n", message="hookDirs[0]: empty directory name"),
+        ]
+    )
+
+
+def test_registers_with_upstream_flags(
+    check: PluginCommandCheck, nri_runtime: SyncMockRuntime, tmp_path: Path
 ) -> None:
-    path = nri_unused_socket
-    config_file = tmp_path / "hook-injector.yaml"
-    config_file.write_text(config)
-    result = run("--socket-path", path, "--config", str(config_file))
-    assert result.returncode == 2, result.stderr
-    assert f"--config: {config_file}: " in result.stderr
-    assert message in result.stderr
+    log = check.check_registers(
+        nri_runtime, "-disableWatch", "-verbose", "--hook-dirs", str(tmp_path)
+    )
+    assert f"watching hook directories {tmp_path} (0 hooks loaded" in log.stderr
+    assert " DEBUG " in log.stderr  # -verbose logs at debug level
 
 
-def test_unreadable_config_file_exits_2(tmp_path: Path, nri_unused_socket: str) -> None:
-    path = nri_unused_socket
-    result = run("--socket-path", path, "--config", str(tmp_path / "missing.yaml"))
-    assert result.returncode == 2
-    assert "--config: cannot read" in result.stderr and "missing.yaml" in result.stderr
-
-
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--hook-dirs", "/a,,/b"], "--hook-dirs: entry 2 of '/a,,/b' is empty"),
-        (["--hook-dirs", sys.executable], "is not a directory"),
-        (["--poll-interval", "-1"], "--poll-interval: must be >= 0"),
-        (["--poll-interval", "soon"], "invalid float value: 'soon'"),
-        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
-    ],
-)
-def test_bad_flags_exit_2(nri_unused_socket: str, flags: list[str], message: str) -> None:
-    path = nri_unused_socket
-    result = run("--socket-path", path, *flags)
-    assert result.returncode == 2
-    assert message in result.stderr
-
-
-def test_sample_config_is_valid(tmp_path: Path) -> None:
+def test_sample_config_is_valid() -> None:
     from nri_hook_injector import parse_config
 
     sample = Path(__file__).resolve().parents[1] / "sample-config.yaml"

@@ -160,7 +160,7 @@ def test_plugin_rescans_before_each_create_container(tmp_path: Path) -> None:
     write(tmp_path, "late.json", ["late"])
     adjust = plugin.create_container(pb.PodSandbox(), ctr)
     assert adjust is not None
-    assert [list(h.args) for h in adjust.message.hooks.prestart] == [["late"]]
+    assert [list(h.args) for h in adjust.message.hooks.create_runtime] == [["late"]]
 
 
 @pytest.mark.timeout(10)

@@ -63,7 +63,7 @@ async def test_hook_files_decide_the_hooks_in_the_spec(
         traced = await rt.run_pod("traced", annotations={"example.com/trace": "on"})
 
         busybox = await rt.create_container(pod, "bb", args=["/bin/busybox", "sleep", "1"])
-        assert busybox.spec["hooks"] == {"prestart": [DEMO_HOOK], "poststop": [DEMO_HOOK]}
+        assert busybox.spec["hooks"] == {"createRuntime": [DEMO_HOOK], "poststop": [DEMO_HOOK]}
         assert busybox.owners == {"OciHooks": "10-hook-injector"}
 
         plain = await rt.create_container(pod, "py", args=["/usr/bin/python3"])

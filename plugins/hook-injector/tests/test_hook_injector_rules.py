@@ -99,18 +99,23 @@ def test_commands_with_no_args_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.update(version="0.1.0"), "unsupported hook version '0.1.0'"),
-        (lambda d: d.pop("version"), "unsupported hook version None"),
-        (lambda d: d.pop("hook"), "hook: missing required property"),
+        (lambda d: d.update(version="2.0"), "unsupported hook version '2.0'"),
+        (lambda d: d.update(version=1), "version: cannot unmarshal number 1 into string"),
+        # 0.1.0 (or no version) reads "hook" as the path
+        (lambda d: d.update(version="0.1.0"), "hook: cannot unmarshal object into string"),
+        (lambda d: d.pop("version"), "hook: cannot unmarshal object into string"),
+        (lambda d: d.pop("hook"), "hook.path: missing required property"),
+        (lambda d: d["hook"].update(path="bin/true"), "'bin/true' must be an absolute path"),
         (lambda d: d["hook"].pop("path"), "hook.path: missing required property"),
         (lambda d: d["hook"].update(path="/nonexistent/hook"), "hook.path: /nonexistent/hook"),
-        (lambda d: d["hook"].update(args="x"), "hook.args: expected a list of strings"),
-        (lambda d: d["hook"].update(env=[1]), "hook.env: expected a list of strings"),
-        (lambda d: d["hook"].update(timeout=0), "hook.timeout: expected a positive integer"),
-        (lambda d: d["hook"].update(timeout="5"), "hook.timeout: expected a positive integer"),
-        (lambda d: d.pop("when"), "when: missing required property"),
+        (lambda d: d["hook"].update(args="x"), "hook.args: cannot unmarshal string into []"),
+        (lambda d: d["hook"].update(env=[1]), "hook.env[0]: cannot unmarshal number 1 into"),
+        (lambda d: d["hook"].update(timeout=-1), "hook.timeout: must not be negative"),
+        (lambda d: d["hook"].update(timeout="5"), "hook.timeout: cannot unmarshal string"),
+        (lambda d: d["hook"].update(timeout=1.0), "hook.timeout: cannot unmarshal number 1.0"),
+        (lambda d: d.pop("when"), "when: at least one condition must be set"),
         (lambda d: d.update(when={}), "when: at least one condition must be set"),
-        (lambda d: d.update(when={"always": "yes"}), "when.always: expected true or false"),
+        (lambda d: d.update(when={"always": "yes"}), "when.always: cannot unmarshal string"),
         (lambda d: d.update(when={"commands": ["("]}), "when.commands[0]: invalid regex '('"),
         (
             lambda d: d.update(when={"annotations": {"[": "x"}}),
@@ -122,7 +127,8 @@ def test_commands_with_no_args_is_an_error() -> None:
         ),
         (lambda d: d.pop("stages"), "stages: missing required property"),
         (lambda d: d.update(stages=["prestart", "later"]), "unknown stage 'later'"),
-        (lambda d: d.update(stages="prestart"), "stages: expected a list of strings"),
+        (lambda d: d.update(stages="prestart"), "stages: cannot unmarshal string into []"),
+        (lambda d: d.update(stages=None), "stages: missing required property"),
     ],
 )
 def test_invalid_files_are_rejected_with_a_specific_reason(mutate: Any, message: str) -> None:
@@ -164,9 +170,9 @@ def test_stage_mapping_to_nri_hooks_fields() -> None:
     hooks = pb.Hooks()
     config.add_to(hooks)
     expected = make_hook(HOOK, ["h", "1"], ["A=1"], 7)
+    assert list(hooks.prestart) == []  # prestart is createRuntime, as in containers/common
+    assert list(hooks.create_runtime) == [expected, expected]
     for field in (
-        "prestart",
-        "create_runtime",
         "create_container",
         "start_container",
         "poststart",
@@ -209,12 +215,14 @@ def test_handler_injects_matching_hooks_in_file_name_order(tmp_path: Path) -> No
         make_hook(HOOK),
     )
     assert adjust.message == pb.ContainerAdjustment(
-        hooks=pb.Hooks(prestart=[a, b], poststop=[a], poststart=[c], create_runtime=[d])
+        hooks=pb.Hooks(create_runtime=[a, b, d], poststop=[a], poststart=[c])
     )
 
     adjust = plugin.create_container(pod, container(["/bin/sh"]))
     assert adjust is not None
-    assert adjust.message == pb.ContainerAdjustment(hooks=pb.Hooks(prestart=[a, b], poststop=[a]))
+    assert adjust.message == pb.ContainerAdjustment(
+        hooks=pb.Hooks(create_runtime=[a, b], poststop=[a])
+    )
 
 
 def test_handler_uses_pod_and_container_annotations(tmp_path: Path) -> None:

@@ -7,57 +7,49 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from nri.api import api_pb2 as pb
 from nri.api import parse_event_list
+from nri.mock import SyncMockRuntime
+from nri.testing import PluginCommandCheck, Rejection
 from nri.testing import ScriptedRuntime as Runtime
 
+COMMAND = [sys.executable, "-m", "nri_logger"]
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nri_logger", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=cwd,
-        check=False,
+
+@pytest.fixture
+def check(nri_plugin_command: Callable[..., PluginCommandCheck]) -> PluginCommandCheck:
+    return nri_plugin_command(COMMAND, name="logger")
+
+
+def test_help_and_version(check: PluginCommandCheck) -> None:
+    check.check_help("--events", "--log-file", "--add-annotation", "--set-env")
+    check.check_version()
+
+
+def test_bad_flags(check: PluginCommandCheck) -> None:
+    check.check_bad_flags(
+        Rejection(["-events", "createcontainer,bogus"], "--events: "),
+        Rejection(["--log-file", "/nonexistent/dir/x.log"], "cannot open log file"),
     )
 
 
-@pytest.mark.parametrize(
-    ("args", "config", "message"),
-    [
-        (["--events", "createcontainer,bogus"], None, "bogus"),
-        ([], "events: [nope]\n", "nope"),
-        ([], "colour: red\n", "unknown key 'colour'"),
-        ([], "logFile: [1]\n", "log_file"),
-        (["--log-file", "/nonexistent/dir/x.log"], None, "cannot open log file"),
-        (["--idx", "7"], None, "index"),
-        (["--config", "/nonexistent/logger.yaml"], None, "cannot read config file"),
-    ],
-)
-def test_bad_input_exits_2_without_connecting(
-    tmp_path: Path, nri_unused_socket: str, args: list[str], config: str | None, message: str
+def test_bad_config_files(check: PluginCommandCheck) -> None:
+    check.check_bad_config_files(wrong_type=("logFile: [1]\n", "log_file: expected str"))
+    check.assert_rejects(config="events: [nope]\n", message="events: ")
+
+
+def test_registers_with_upstream_flags(
+    check: PluginCommandCheck, nri_runtime: SyncMockRuntime, tmp_path: Path
 ) -> None:
-    extra = list(args)
-    if config is not None:
-        (tmp_path / "logger.yaml").write_text(config)
-        extra += ["--config", str(tmp_path / "logger.yaml")]
-    if "--idx" not in extra:
-        extra += ["--idx", "10"]
-    result = run_cli("--socket-path", nri_unused_socket, *extra, cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-
-
-def test_help_lists_upstream_flags(tmp_path: Path) -> None:
-    result = run_cli("--help", cwd=tmp_path)
-    assert result.returncode == 0
-    for flag in ("--events", "--log-file", "--add-annotation", "--set-env", "--socket-path"):
-        assert flag in result.stdout
+    log_file = tmp_path / "requests.log"
+    seen = check.check_registers(nri_runtime, "-events=runpodsandbox", "-log-file", str(log_file))
+    assert seen.plugins[0].events == int(parse_event_list("runpodsandbox"))
+    assert log_file.exists()
 
 
 @pytest.mark.timeout(30)

@@ -120,3 +120,24 @@ def test_unopenable_log_file_is_a_config_error(tmp_path: Path) -> None:
     plugin = RequestLogger()
     with pytest.raises(ConfigError, match="cannot open log file"):
         plugin.configure(f"logFile: {tmp_path}/missing/dir.log", "containerd", "2.1")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"b{i}: &b{i} [{', '.join([f'*b{i - 1}' if i else '*a'] * 10)}]\n" for i in range(5)
+            ),
+            "aliases expand to more than",
+        ),
+        ("events: " + "[" * 100 + "]" * 100, "nesting deeper than 64 levels"),
+        ("events: [a\n", "line 2 column 1"),
+    ],
+)
+def test_hostile_config_is_one_clear_error(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="logger.yaml")
+    assert str(info.value).startswith("logger.yaml: ")
+    assert problem in str(info.value) and "\n" not in str(info.value)

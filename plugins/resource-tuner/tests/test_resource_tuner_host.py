@@ -96,8 +96,18 @@ def test_explicit_json_file(tmp_path: Path) -> None:
     path = tmp_path / "host.json"
     cpus = [{"id": i, "core": i // 2, "node": i // 4} for i in range(8)]
     path.write_text(json.dumps({"cpus": cpus, "memory": {"0": "1Gi", "1": "3Gi"}}))
-    with pytest.raises(HostDescriptionError, match=r"host.json: memory: NUMA node '0'"):
-        HostTopology.from_file(path)  # JSON keys are strings
+    assert HostTopology.from_file(path).node_memory == {0: 2**30, 1: 3 * 2**30}
+    path.write_text(json.dumps({"cpus": cpus, "memory": {"zero": "1Gi", "1": "3Gi"}}))
+    with pytest.raises(HostDescriptionError, match=r"host.json: memory: NUMA node 'zero'"):
+        HostTopology.from_file(path)
+    path.write_bytes(b"cpus: [\xff]\n")
+    with pytest.raises(HostDescriptionError, match=r"host.json: invalid YAML: not valid UTF-8"):
+        HostTopology.from_file(path)
+    path.write_text("cpus: " + "[" * 200 + "]" * 200)
+    with pytest.raises(
+        HostDescriptionError, match=r"host.json: invalid YAML: line 1 column 70: nesting deeper"
+    ):
+        HostTopology.from_file(path)
     path.write_text(json.dumps({"cpus": cpus, "memory": "4Gi"}))
     host = HostTopology.from_file(path)
     assert host.core_of(5) == {4, 5}

@@ -1,54 +1,45 @@
-"""The nri-template command: bad input exits 2 before connecting; a lifecycle in the mock
-runtime through the ``nri_runtime`` fixture."""
+"""The nri-template command: the checks every plugin command shares, and a lifecycle in the
+mock runtime through the ``nri_runtime`` fixture."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from nri.mock import SyncMockRuntime
+from nri.testing import PluginCommandCheck
 
 NAME = "template"
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 SAMPLE_CONFIG = PLUGIN_DIR / "sample-config.yaml"
+COMMAND = [sys.executable, "-m", "nri_template"]
 
 
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("NRI_")}
+@pytest.fixture
+def check(nri_plugin_command: Callable[..., PluginCommandCheck]) -> PluginCommandCheck:
+    return nri_plugin_command(COMMAND, name=NAME)
 
 
-@pytest.mark.parametrize(
-    ("args", "config", "message"),
-    [
-        (["--idx", "1"], None, "invalid plugin identity"),
-        (["--idx", "10"], "bogus: 1\n", "unknown key 'bogus'"),
-        (["--idx", "10"], "cfg_param1: [x]\n", "cfg_param1: expected str"),
-        (["--idx", "10", "--config", "/nonexistent.yaml"], None, "cannot read config file"),
-        (["--log-level", "loud"], None, "invalid choice"),
-    ],
-)
-def test_bad_input_exits_2_without_connecting(
-    tmp_path: Path, nri_unused_socket: str, args: list[str], config: str | None, message: str
+def test_help_and_version(check: PluginCommandCheck) -> None:
+    check.check_help()
+    check.check_version()
+
+
+def test_bad_flags_and_config_files(check: PluginCommandCheck) -> None:
+    check.check_bad_flags()
+    check.check_bad_config_files(wrong_type=("cfg_param1: [x]\n", "cfg_param1: expected str"))
+
+
+def test_registers_with_upstream_flags(
+    check: PluginCommandCheck, nri_runtime: SyncMockRuntime
 ) -> None:
-    extra = list(args)
-    if config is not None:
-        (tmp_path / "template.yaml").write_text(config)
-        extra += ["--config", str(tmp_path / "template.yaml")]
-    result = subprocess.run(
-        [sys.executable, "-m", "nri_template", "--socket-path", nri_unused_socket, *extra],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=clean_env(),
-        check=False,
-    )
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
+    seen = check.check_registers(nri_runtime, "-config", str(SAMPLE_CONFIG))
+    assert "got configuration" in seen.stderr
 
 
 def test_runs_in_the_mock_runtime(nri_runtime: SyncMockRuntime) -> None:

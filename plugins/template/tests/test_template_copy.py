@@ -78,6 +78,21 @@ def test_readme_steps_rename_everything(renamed: tuple[Path, Path]) -> None:
     assert (
         "class AcmeProbePlugin(Plugin):" in (plugin_dir / "src" / MODULE / "_plugin.py").read_text()
     )
+    readme = (plugin_dir / "README.md").read_text()
+    original = (TEMPLATE / "README.md").read_text()
+    upstream = [line for line in original.splitlines() if "containerd/nri" in line]
+    assert upstream, "README names upstream"
+    for line in upstream:  # references to upstream are kept as they are
+        assert line in readme.splitlines(), line
+    for renamed_text in (
+        f"--name {NAME}",
+        f"/opt/nri/plugins/50-{NAME}",
+        f"/etc/nri/conf.d/50-{NAME}.conf",
+        f"cd plugins/{NAME}",
+        f"# nri-{NAME}",
+    ):
+        assert renamed_text in readme, renamed_text
+    assert "--name template" not in readme and "50-template" not in readme
     installed = sorted(p.name for p in site.iterdir() if not p.name.endswith(".dist-info"))
     assert installed == ["bin", MODULE]  # nothing of nri_template leaked in
     assert (site / "bin" / f"nri-{NAME}").is_file()
@@ -105,7 +120,8 @@ async def test_installed_copy_serves_a_mock_runtime(
             ],
             env=env,
         )
-        assert [p.full_name for p in rt.plugins] == [f"50-nri-{NAME}", f"60-{NAME}"]
+        # both register with the plugin's own name, however the command is started
+        assert [p.full_name for p in rt.plugins] == [f"50-{NAME}", f"60-{NAME}"]
         for info in rt.plugins:
             assert info.events == implemented_events(TemplatePlugin())
         pod = await rt.run_pod("web")
@@ -119,12 +135,11 @@ async def test_installed_copy_serves_a_mock_runtime(
         assert_valid_oci_spec(ctr.spec)
         await rt.start_container(ctr)
         await rt.remove_pod(pod)
-    for handle, plugin in ((script, f"50-nri-{NAME}"), (module, f"60-{NAME}")):
+    for handle, plugin in ((script, f"50-{NAME}"), (module, f"60-{NAME}")):
         log = handle.stderr.decode()
         for line in (
             "started pod default/web",
             "creating container default/web/app",
-            "validating container app",
             "starting container default/web/app",
             "removed pod default/web",
         ):

@@ -63,9 +63,12 @@ def test_upstream_parse_cases(annotations: dict[str, str], expected: list[Ulimit
             "ulimit 'RLIMIT_NOFILE' must have hard limit >= soft limit",
         ),
         ("- soft: 1\n  hard: 2\n", "failed to parse type: ''"),
-        ("- type: nofile\n  soft: -1\n  hard: 2\n", "'soft' is out of range for uint64: -1"),
-        ("- type: nofile\n  soft: many\n", "'soft' must be an unsigned integer, got str 'many'"),
-        ("- type: 7\n", "'type' must be a string"),
+        ("- type: nofile\n  soft: -1\n  hard: 2\n", "soft: cannot unmarshal number -1 into uint64"),
+        ("- type: nofile\n  soft: many\n", "soft: cannot unmarshal string into uint64"),
+        ("- type: nofile\n  soft: 1024.5\n", "soft: cannot unmarshal number 1024.5 into uint64"),
+        ("- type: nofile\n  hard: .inf\n", "entry #0: hard: unsupported value +Inf"),
+        ("- type: 7\n", "failed to parse type: '7'"),
+        ("- type: [nofile]\n", "type: cannot unmarshal array into string"),
         ("type: nofile\n", "expected a YAML list of ulimits, got a mapping"),
         ("- nofile\n", "entry #0: expected a mapping"),
         ("- type: [nofile\n", "invalid YAML"),
@@ -130,7 +133,9 @@ def test_adjust_cases() -> None:
 def test_max_uint64_limit() -> None:
     text = f"- type: stack\n  hard: {2**64 - 1}\n  soft: {2**64 - 1}\n"
     assert parse_ulimits({KEY: text}, "foo") == [Ulimit("RLIMIT_STACK", 2**64 - 1, 2**64 - 1)]
-    with pytest.raises(UlimitError, match="out of range for uint64"):
+    with pytest.raises(
+        UlimitError, match="cannot unmarshal number 18446744073709552000 into uint64"
+    ):
         parse_ulimits({KEY: f"- type: stack\n  hard: {2**64}\n"}, "foo")
 
 
@@ -141,3 +146,45 @@ def test_create_container_error_names_pod_container_key() -> None:
     assert str(info.value) == (
         f"pod ns/p, container foo: annotation {KEY!r}, entry #0: failed to parse type: 'foo'"
     )
+
+
+def test_go_number_typing_like_upstream() -> None:
+    text = "- type: nofile\n  soft: 1024.0\n  hard: 2e3\n- TYPE: Core\n  Hard: 0x10\n  soft: 0o7\n"
+    assert parse_ulimits({KEY: text}, "foo") == [
+        Ulimit("RLIMIT_NOFILE", 2000, 1024),
+        Ulimit("RLIMIT_CORE", 16, 7),
+    ]
+
+
+def test_null_entry_is_an_empty_type_like_upstream() -> None:
+    with pytest.raises(UlimitError, match="entry #0: failed to parse type: ''"):
+        parse_ulimits({KEY: "- ~\n"}, "foo")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "- type: nofile\n  soft: 1\n  hard: 2\n- type: RLIMIT_NOFILE\n  soft: 1\n  hard: 2\n",
+        "- type: nproc\n- type: core\n- type: NPROC\n  hard: 5\n",
+    ],
+)
+def test_duplicate_rlimit_is_reported_in_the_annotation(text: str) -> None:
+    with pytest.raises(UlimitError) as info:
+        parse_ulimits({KEY: text}, "foo")
+    message = str(info.value)
+    assert message.startswith(f"annotation {KEY!r}: RLIMIT_")
+    assert "is given twice (entries #0 and #" in message
+
+
+def test_hostile_annotations_fail_fast() -> None:
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n' + "".join(
+        f"b{i}: &b{i} [{', '.join(['*a' if i == 0 else f'*b{i - 1}'] * 10)}]\n" for i in range(6)
+    )
+    for text, problem in (
+        (bomb, "aliases expand to more than"),
+        ("[" * 10_000, "nesting"),
+        ("- type: nofile\n" + " " * (300 * 1024), "too large"),
+        ("- type: nofile\n  soft: 1\n\udcff", "not valid UTF-8"),
+    ):
+        with pytest.raises(UlimitError, match=problem):
+            parse_ulimits({KEY: text}, "foo")

@@ -10,10 +10,10 @@ in the deprecated ``nri.io`` domain. For a container ``NAME`` the first present 
 5. ``<kind>.noderesource.dev``
 6. ``<kind>.nri.io``
 
-is used and all others are ignored (even when the chosen one is empty). Values are YAML and
-are read the way upstream's ``sigs.k8s.io/yaml`` reads them into Go structs: field names match
-case-insensitively, unknown fields are ignored, ``null`` means "not given", and a value of the
-wrong type is an error.
+is used and all others are ignored (even when the chosen one is empty); ``sysctl`` has no
+``nri.io`` keys. Values are YAML, decoded by :mod:`nri.decode` with upstream's Go typing
+(field names match case-insensitively, unknown fields are ignored, ``2e3`` fills an integer,
+``123`` fills a string) and bounded to :data:`nri.decode.ANNOTATION_MAX_BYTES`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from nri.api import pb
+from nri.decode import (
+    DecodeError,
+    GoType,
+    Int,
+    Map,
+    Ptr,
+    Raw,
+    Slice,
+    Str,
+    Struct,
+    describe,
+    from_yaml,
+    load_annotation,
+)
 
 __all__ = [
     "CDI_DEVICES",
@@ -34,20 +46,31 @@ __all__ = [
     "IO_PRIORITY",
     "IO_PRIORITY_CLASSES",
     "KINDS",
+    "MEMORY_POLICY",
     "MOUNTS",
+    "NET_DEVICES",
     "NEW_DOMAIN",
     "OLD_DOMAIN",
+    "SCHEDULING_POLICY",
+    "SYSCTL",
     "AnnotationError",
     "DeviceEntry",
     "IOPriorityEntry",
+    "MemoryPolicyEntry",
     "MountEntry",
+    "NetDeviceEntry",
+    "SchedulerEntry",
     "UdevMatch",
     "annotation_keys",
     "find_annotation",
     "parse_cdi_devices",
     "parse_devices",
     "parse_io_priority",
+    "parse_memory_policy",
     "parse_mounts",
+    "parse_net_devices",
+    "parse_scheduler",
+    "parse_sysctl",
 ]
 
 log = logging.getLogger("nri.device_injector")
@@ -56,8 +79,23 @@ DEVICES = "devices"
 MOUNTS = "mounts"
 CDI_DEVICES = "cdi-devices"
 IO_PRIORITY = "io-priority"
-KINDS: tuple[str, ...] = (DEVICES, CDI_DEVICES, MOUNTS, IO_PRIORITY)
+SCHEDULING_POLICY = "scheduling-policy"
+NET_DEVICES = "network-devices"
+SYSCTL = "sysctl"
+MEMORY_POLICY = "memory-policy"
+KINDS: tuple[str, ...] = (
+    DEVICES,
+    CDI_DEVICES,
+    MOUNTS,
+    IO_PRIORITY,
+    SCHEDULING_POLICY,
+    NET_DEVICES,
+    SYSCTL,
+    MEMORY_POLICY,
+)
 """Annotation kinds, in the order upstream applies them."""
+NO_OLD_DOMAIN = frozenset({SYSCTL})
+"""Kinds upstream reads only under the current domain."""
 
 NEW_DOMAIN = "noderesource.dev"
 OLD_DOMAIN = "nri.io"
@@ -71,10 +109,6 @@ IO_PRIORITY_CLASSES: Mapping[str, int] = {
     "IOPRIO_CLASS_BE": pb.IOPRIO_CLASS_BE,
     "IOPRIO_CLASS_IDLE": pb.IOPRIO_CLASS_IDLE,
 }
-
-_INT64 = (-(1 << 63), (1 << 63) - 1)
-_INT32 = (-(1 << 31), (1 << 31) - 1)
-_UINT32 = (0, (1 << 32) - 1)
 
 
 class AnnotationError(ValueError):
@@ -91,7 +125,7 @@ class AnnotationError(ValueError):
 def annotation_keys(kind: str, container: str) -> tuple[str, ...]:
     """The keys looked up for ``kind`` and ``container``, most specific first."""
     new, old = f"{kind}.{NEW_DOMAIN}", f"{kind}.{OLD_DOMAIN}"
-    return (
+    keys = (
         f"{new}/container.{container}",
         f"{old}/container.{container}",
         f"{new}/pod",
@@ -99,6 +133,9 @@ def annotation_keys(kind: str, container: str) -> tuple[str, ...]:
         new,
         old,
     )
+    if kind in NO_OLD_DOMAIN:
+        return tuple(key for key in keys if not key.startswith(old))
+    return keys
 
 
 def find_annotation(
@@ -200,14 +237,108 @@ class IOPriorityEntry:
         return message
 
 
-# -- YAML reading with Go json semantics ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NetDeviceEntry:
+    """One entry of a network-device annotation: host interface and name in the container."""
+
+    host_if: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerEntry:
+    """The scheduling-policy annotation, as names; :meth:`to_message` maps them."""
+
+    policy: str = ""
+    nice: int = 0
+    priority: int = 0
+    flags: tuple[str, ...] = ()
+    runtime: int = 0
+    deadline: int = 0
+    period: int = 0
+
+    def unknown_names(self) -> list[str]:
+        """Policy and flag names that are not defined (upstream maps them to 0)."""
+        policies, flags = dict(pb.LinuxSchedulerPolicy.items()), dict(pb.LinuxSchedulerFlag.items())
+        names = [] if self.policy in policies else [self.policy]
+        return names + [f for f in self.flags if f not in flags]
+
+    def to_message(self) -> pb.LinuxScheduler:
+        """The NRI LinuxScheduler; an unknown name becomes value 0, as upstream does."""
+        policies, flags = dict(pb.LinuxSchedulerPolicy.items()), dict(pb.LinuxSchedulerFlag.items())
+        return pb.LinuxScheduler(
+            policy=policies.get(self.policy, 0),  # type: ignore[arg-type]
+            nice=self.nice,
+            priority=self.priority,
+            flags=[flags.get(f, 0) for f in self.flags],  # type: ignore[misc]
+            runtime=self.runtime,
+            deadline=self.deadline,
+            period=self.period,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPolicyEntry:
+    """The memory-policy annotation with its mode and flags checked."""
+
+    mode: pb.MpolMode
+    nodes: str = ""
+    flags: tuple[pb.MpolFlag, ...] = ()
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+_DEVICE = Struct(
+    "device",
+    {
+        "path": Str(),
+        "type": Ptr(Str()),
+        "major": Ptr(Int(64)),
+        "minor": Ptr(Int(64)),
+        "file_mode": Ptr(Int(32, signed=False)),
+        "uid": Ptr(Int(32, signed=False)),
+        "gid": Ptr(Int(32, signed=False)),
+        "host_path": Ptr(Str()),
+        "match": Ptr(Raw()),
+    },
+)
+_MATCH = Struct(
+    "match",
+    {"subsystem": Ptr(Str()), "properties": Map(Str()), "attributes": Map(Str())},
+)
+_MOUNT = Struct(
+    "mount",
+    {"source": Str(), "destination": Str(), "type": Str(), "options": Slice(Str())},
+)
+_IO_PRIORITY = Struct("ioPrio", {"class": Str(), "priority": Int(32)})
+_NET_DEVICE = Struct("netDevice", {"hostIf": Str(), "name": Str()})
+_SCHEDULER = Struct(
+    "scheduler",
+    {
+        "policy": Str(),
+        "nice": Int(32),
+        "priority": Int(32),
+        "flags": Slice(Str()),
+        "runtime": Int(64, signed=False),
+        "deadline": Int(64, signed=False),
+        "period": Int(64, signed=False),
+    },
+)
+_MEMORY_POLICY = Struct("memoryPolicy", {"mode": Str(), "nodes": Str(), "flags": Slice(Str())})
 
 
 def _load(key: str, text: str) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise AnnotationError(key, f"invalid YAML: {' '.join(str(exc).split())}") from exc
+        return load_annotation(key, text)
+    except DecodeError as exc:
+        raise AnnotationError(key, f"invalid YAML: {exc.problem}") from None
+
+
+def _convert(key: str, value: Any, kind: GoType, index: int | None = None) -> Any:
+    try:
+        return from_yaml(value, kind, source=key)
+    except DecodeError as exc:
+        raise AnnotationError(key, exc.problem, index) from None
 
 
 def _load_list(key: str, text: str, what: str) -> list[Any]:
@@ -215,112 +346,53 @@ def _load_list(key: str, text: str, what: str) -> list[Any]:
     if document is None:
         return []
     if not isinstance(document, list):
-        raise AnnotationError(key, f"expected a YAML list of {what}, got {_kind(document)}")
+        raise AnnotationError(key, f"expected a YAML list of {what}, got {describe(document)}")
     return document
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {value!r}"
-    if isinstance(value, int | float):
-        return f"number {value!r}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+def _entry(key: str, index: int | None, item: Any, kind: Struct, what: str) -> dict[str, Any]:
+    """Decode one mapping into ``kind``, warning about unknown fields like upstream ignores."""
+    if not isinstance(item, dict):
+        raise AnnotationError(key, f"expected a mapping ({what}), got {describe(item)}", index)
+    for name in item:
+        if kind.match(name) is None:
+            where = f"entry #{index} of " if index is not None else ""
+            log.warning("ignoring unknown field %r in %sannotation %r", name, where, key)
+    result: dict[str, Any] = _convert(key, item, kind, index)
+    return result
 
 
-class _Fields:
-    """The fields of one YAML mapping, matched case-insensitively like Go's encoding/json."""
-
-    def __init__(self, key: str, index: int | None, value: Any, what: str) -> None:
-        self.key = key
-        self.index = index
-        if not isinstance(value, dict):
-            raise self.error(f"expected a mapping ({what}), got {_kind(value)}")
-        self.values = {str(k).lower(): v for k, v in value.items()}
-        self.original = {str(k).lower(): str(k) for k in value}
-
-    def error(self, problem: str) -> AnnotationError:
-        return AnnotationError(self.key, problem, self.index)
-
-    def unknown(self, known: set[str]) -> list[str]:
-        return [self.original[k] for k in self.values if k not in known]
-
-    def string(self, name: str) -> str | None:
-        value = self.values.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self.error(f"field {name!r} must be a string, got {_kind(value)}")
-        return value
-
-    def integer(self, name: str, bounds: tuple[int, int], what: str) -> int | None:
-        value = self.values.get(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(f"field {name!r} must be an integer, got {_kind(value)}")
-        low, high = bounds
-        if not low <= value <= high:
-            raise self.error(f"field {name!r} is out of range for {what}: {value}")
-        return value
-
-    def strings(self, name: str) -> tuple[str, ...]:
-        value = self.values.get(name)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise self.error(f"field {name!r} must be a list of strings, got {_kind(value)}")
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise self.error(f"field {name!r} item {i} must be a string, got {_kind(item)}")
-        return tuple(value)
-
-    def string_map(self, name: str) -> dict[str, str]:
-        value = self.values.get(name)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.error(f"field {name!r} must be a mapping, got {_kind(value)}")
-        result = {}
-        for k, v in value.items():
-            if not isinstance(v, str):
-                raise self.error(f"{name}.{k} must be a string (quote it in YAML), got {_kind(v)}")
-            result[str(k)] = v
-        return result
+def _check_path(key: str, index: int | None, name: str, path: str) -> None:
+    """A container path must be absolute and without ``..`` (the OCI spec wants full paths)."""
+    if not path.startswith("/"):
+        raise AnnotationError(key, f"{name} {path!r} must be an absolute path", index)
+    if ".." in path.split("/"):
+        raise AnnotationError(key, f"{name} {path!r} must not contain '..'", index)
 
 
-def _warn_unknown(fields: _Fields, known: set[str]) -> None:
-    for name in fields.unknown(known):
-        where = f"entry #{fields.index} of " if fields.index is not None else ""
-        log.warning("ignoring unknown field %r in %sannotation %r", name, where, fields.key)
-
-
-_DEVICE_FIELDS = {"path", "type", "major", "minor", "file_mode", "uid", "gid", "host_path", "match"}
-_MATCH_FIELDS = {"subsystem", "properties", "attributes"}
-
-
-def _parse_match(fields: _Fields) -> UdevMatch:
-    inner = _Fields(fields.key, fields.index, fields.values["match"], "the udev match")
-    unknown = inner.unknown(_MATCH_FIELDS)
-    if unknown:
-        raise fields.error(
-            f"unknown field(s) in 'match': {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(_MATCH_FIELDS))})"
+def _parse_match(key: str, index: int, raw: Any) -> UdevMatch:
+    if not isinstance(raw, dict):
+        raise AnnotationError(
+            key, f"expected a mapping (the udev match), got {describe(raw)}", index
         )
+    unknown = [str(name) for name in raw if _MATCH.match(name) is None]
+    if unknown:
+        raise AnnotationError(
+            key,
+            f"unknown field(s) in 'match': {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(_MATCH.fields))})",
+            index,
+        )
+    fields = _convert(key, raw, _MATCH, index)
     match = UdevMatch(
-        subsystem=inner.string("subsystem"),
-        properties=inner.string_map("properties"),
-        attributes=inner.string_map("attributes"),
+        subsystem=fields["subsystem"],
+        properties=fields["properties"],
+        attributes=fields["attributes"],
     )
     if match.subsystem is None and not match.properties and not match.attributes:
-        raise fields.error("'match' needs at least one of subsystem, properties, attributes")
+        raise AnnotationError(
+            key, "'match' needs at least one of subsystem, properties, attributes", index
+        )
     return match
 
 
@@ -328,66 +400,79 @@ def parse_devices(key: str, text: str) -> list[DeviceEntry]:
     """Parse a device annotation value; raise AnnotationError naming ``key`` and the entry."""
     entries = []
     for index, item in enumerate(_load_list(key, text, "devices")):
-        fields = _Fields(key, index, item, "a device")
-        _warn_unknown(fields, _DEVICE_FIELDS)
+        fields = _entry(key, index, item, _DEVICE, "a device")
+        raw_match = fields.pop("match")
         entry = DeviceEntry(
             index=index,
-            path=fields.string("path"),
-            type=fields.string("type"),
-            major=fields.integer("major", _INT64, "int64"),
-            minor=fields.integer("minor", _INT64, "int64"),
-            file_mode=fields.integer("file_mode", _UINT32, "uint32"),
-            uid=fields.integer("uid", _UINT32, "uint32"),
-            gid=fields.integer("gid", _UINT32, "uint32"),
-            host_path=fields.string("host_path"),
-            match=_parse_match(fields) if fields.values.get("match") is not None else None,
+            path=fields["path"] or None,
+            type=fields["type"],
+            major=fields["major"],
+            minor=fields["minor"],
+            file_mode=fields["file_mode"],
+            uid=fields["uid"],
+            gid=fields["gid"],
+            host_path=fields["host_path"],
+            match=_parse_match(key, index, raw_match) if raw_match is not None else None,
         )
-        _check_device(fields, entry)
+        _check_device(key, entry)
         entries.append(entry)
     return entries
 
 
-def _check_device(fields: _Fields, entry: DeviceEntry) -> None:
+def _check_device(key: str, entry: DeviceEntry) -> None:
+    index = entry.index
     given = [n for n in ("type", "major", "minor") if getattr(entry, n) is not None]
     if entry.match is not None:
         clash = [n for n in ("path", "host_path", *given) if getattr(entry, n) is not None]
         if clash:
-            raise fields.error(f"'match' cannot be combined with {', '.join(clash)}")
+            raise AnnotationError(key, f"'match' cannot be combined with {', '.join(clash)}", index)
         return
     if not entry.path:
-        raise fields.error("missing mandatory field 'path'")
+        raise AnnotationError(key, "missing mandatory field 'path'", index)
+    _check_path(key, index, "path", entry.path)
     if entry.host_path is not None:
         if given:
-            raise fields.error(f"'host_path' cannot be combined with {', '.join(given)}")
+            raise AnnotationError(
+                key, f"'host_path' cannot be combined with {', '.join(given)}", index
+            )
         if not entry.host_path:
-            raise fields.error("field 'host_path' is empty")
+            raise AnnotationError(key, "field 'host_path' is empty", index)
+        _check_path(key, index, "host_path", entry.host_path)
         return
     if given:
-        missing = [n for n in ("type", "major", "minor") if getattr(entry, n) is None]
+        # the OCI spec needs no numbers for a FIFO
+        needed = ("type",) if entry.type == "p" else ("type", "major", "minor")
+        missing = [n for n in needed if getattr(entry, n) is None]
         if missing:
-            raise fields.error(f"missing mandatory field(s): {', '.join(missing)}")
+            raise AnnotationError(key, f"missing mandatory field(s): {', '.join(missing)}", index)
         if entry.type not in DEVICE_TYPES:
-            raise fields.error(f"invalid device type {entry.type!r} (expected one of c, b, u, p)")
+            raise AnnotationError(
+                key, f"invalid device type {entry.type!r} (expected one of c, b, u, p)", index
+            )
 
 
-_MOUNT_FIELDS = {"source", "destination", "type", "options"}
+_BIND_OPTIONS = frozenset({"bind", "rbind"})
 
 
 def parse_mounts(key: str, text: str) -> list[MountEntry]:
-    """Parse a mount annotation value; ``destination`` is mandatory."""
+    """Parse a mount annotation value; ``destination`` is mandatory and absolute."""
     entries = []
     for index, item in enumerate(_load_list(key, text, "mounts")):
-        fields = _Fields(key, index, item, "a mount")
-        _warn_unknown(fields, _MOUNT_FIELDS)
-        destination = fields.string("destination")
+        fields = _entry(key, index, item, _MOUNT, "a mount")
+        destination, source = fields["destination"], fields["source"]
         if not destination:
-            raise fields.error("missing mandatory field 'destination'")
+            raise AnnotationError(key, "missing mandatory field 'destination'", index)
+        _check_path(key, index, "destination", destination)
+        if fields["type"] == "bind" or _BIND_OPTIONS & set(fields["options"]):
+            _check_path(key, index, "bind mount source", source)
+        elif source.startswith("/") and ".." in source.split("/"):
+            raise AnnotationError(key, f"source {source!r} must not contain '..'", index)
         entries.append(
             MountEntry(
                 destination=destination,
-                source=fields.string("source") or "",
-                type=fields.string("type") or "",
-                options=fields.strings("options"),
+                source=source,
+                type=fields["type"],
+                options=tuple(fields["options"]),
             )
         )
     return entries
@@ -395,13 +480,15 @@ def parse_mounts(key: str, text: str) -> list[MountEntry]:
 
 def parse_cdi_devices(key: str, text: str) -> list[str]:
     """Parse a CDI device annotation value: a list of fully qualified CDI device names."""
+    document = _load_list(key, text, "CDI device names")
     names = []
-    for index, item in enumerate(_load_list(key, text, "CDI device names")):
-        if not isinstance(item, str):
-            raise AnnotationError(key, f"expected a CDI device name, got {_kind(item)}", index)
-        if not item:
+    for index, item in enumerate(document):
+        if isinstance(item, list | dict):
+            raise AnnotationError(key, f"expected a CDI device name, got {describe(item)}", index)
+        name = _convert(key, item, Str(), index)
+        if not name:
             raise AnnotationError(key, "empty CDI device name", index)
-        names.append(item)
+        names.append(name)
     return names
 
 
@@ -410,9 +497,62 @@ def parse_io_priority(key: str, text: str) -> IOPriorityEntry:
     document = _load(key, text)
     if document is None:
         return IOPriorityEntry()
-    fields = _Fields(key, None, document, "class and priority")
-    _warn_unknown(fields, {"class", "priority"})
-    return IOPriorityEntry(
-        io_class=fields.string("class") or "",
-        priority=fields.integer("priority", _INT32, "int32") or 0,
+    fields = _entry(key, None, document, _IO_PRIORITY, "class and priority")
+    return IOPriorityEntry(io_class=fields["class"], priority=fields["priority"])
+
+
+def parse_net_devices(key: str, text: str) -> list[NetDeviceEntry]:
+    """Parse a network-device annotation: a list of ``{hostIf, name}``."""
+    entries = []
+    for index, item in enumerate(_load_list(key, text, "network devices")):
+        fields = _entry(key, index, item, _NET_DEVICE, "a network device")
+        if not fields["hostIf"]:
+            raise AnnotationError(key, "missing mandatory field 'hostIf'", index)
+        entries.append(NetDeviceEntry(host_if=fields["hostIf"], name=fields["name"]))
+    return entries
+
+
+def parse_scheduler(key: str, text: str) -> SchedulerEntry:
+    """Parse a scheduling-policy annotation (``policy``, ``nice``, ``priority``, ``flags``,
+    ``runtime``, ``deadline``, ``period``); an empty value is the zero scheduler."""
+    document = _load(key, text)
+    if document is None:
+        return SchedulerEntry()
+    fields = _entry(key, None, document, _SCHEDULER, "scheduling attributes")
+    fields["flags"] = tuple(fields["flags"])
+    return SchedulerEntry(**fields)
+
+
+def parse_sysctl(key: str, text: str) -> dict[str, str]:
+    """Parse a sysctl annotation: a mapping of sysctl names to values (numbers allowed)."""
+    document = _load(key, text)
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise AnnotationError(key, f"expected a mapping of sysctls, got {describe(document)}")
+    sysctls: dict[str, str] = _convert(key, document, Map(Str()))
+    for name in sysctls:
+        if not name:
+            raise AnnotationError(key, "empty sysctl name")
+    return sysctls
+
+
+def parse_memory_policy(key: str, text: str) -> MemoryPolicyEntry:
+    """Parse a memory-policy annotation ``{mode: MPOL_*, nodes: "0-3", flags: [MPOL_F_*]}``.
+
+    As upstream, the mode must be a known MPOL mode (so an empty value is an error) and every
+    flag a known MPOL flag.
+    """
+    document = _load(key, text)
+    fields = _entry(key, None, {} if document is None else document, _MEMORY_POLICY, "a policy")
+    modes, flags = dict(pb.MpolMode.items()), dict(pb.MpolFlag.items())
+    if fields["mode"] not in modes:
+        raise AnnotationError(key, f"invalid memory policy mode {fields['mode']!r}")
+    for flag in fields["flags"]:
+        if flag not in flags:
+            raise AnnotationError(key, f"invalid memory policy flag {flag!r}")
+    return MemoryPolicyEntry(
+        mode=modes[fields["mode"]],  # type: ignore[arg-type]
+        nodes=fields["nodes"],
+        flags=tuple(flags[f] for f in fields["flags"]),  # type: ignore[misc]
     )

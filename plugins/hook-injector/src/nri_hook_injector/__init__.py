@@ -1,6 +1,6 @@
 """nri-hook-injector: an NRI plugin that injects OCI hooks configured as in CRI-O and podman.
 
-Hook files (``*.json``, schema 1.0.0 of oci-hooks(5)) are read from hook directories (by
+Hook files (``*.json``, oci-hooks(5) schema 1.0.0 or 0.1.0) are read from hook directories (by
 default ``/usr/share/containers/oci/hooks.d`` then ``/etc/containers/oci/hooks.d``, later
 directories masking files of the same name) and every matching hook is added to each new
 container's OCI hooks for the stages the file lists.

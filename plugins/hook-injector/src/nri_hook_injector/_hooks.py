@@ -1,4 +1,4 @@
-"""OCI hook configuration files (oci-hooks(5), schema 1.0.0): parsing, matching, directories.
+"""OCI hook configuration files (oci-hooks(5), schemas 1.0.0 and 0.1.0): parsing, matching.
 
 A hook file is a JSON object::
 
@@ -11,11 +11,18 @@ Matching follows containers/common ``pkg/hooks``: every condition set in ``when`
 (``always: false`` and ``hasBindMounts: false`` never match); ``commands`` is checked last and
 decides on its own once the other conditions matched: the hook is injected if any command
 regex matches ``args[0]``. Regexes are searched, not anchored, as Go's ``MatchString`` does.
+
+Files are decoded like Go's ``encoding/json`` (:func:`nri.decode.from_json`): keys match
+case-insensitively, unknown keys are ignored (with a warning), ``"timeout": 0`` is kept.
+A file without ``version`` or with ``"0.1.0"`` is read with the old schema
+(``hook``, ``arguments``, ``stage(s)``, ``cmd(s)``, ``annotation(s)``, ``hasbindmounts``;
+any one condition suffices), as containers/common does. The ``prestart`` stage is injected
+as ``createRuntime``, as containers/common does since v0.58. A file is limited to
+:data:`MAX_HOOK_FILE_BYTES`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -27,9 +34,12 @@ from typing import Any
 
 from nri.api import api_pb2 as pb
 from nri.api import make_hook
+from nri.decode import Bool, DecodeError, Int, Map, Ptr, Slice, Str, Struct, from_json, load_json
 
 __all__ = [
     "DEFAULT_HOOK_DIRS",
+    "MAX_HOOK_FILE_BYTES",
+    "OLD_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "STAGES",
     "HookConfig",
@@ -49,12 +59,16 @@ DEFAULT_HOOK_DIRS: tuple[str, ...] = (
     "/etc/containers/oci/hooks.d",
 )
 
-#: The only supported hook-file schema version.
+#: The current hook-file schema version.
 SCHEMA_VERSION = "1.0.0"
+#: The deprecated schema, also used for files without a version.
+OLD_SCHEMA_VERSION = "0.1.0"
+#: Largest hook file read; a real one is a few hundred bytes.
+MAX_HOOK_FILE_BYTES = 64 * 1024
 
-#: OCI stage name -> field of the NRI ``Hooks`` message.
+#: OCI stage name -> field of the NRI ``Hooks`` message (``prestart`` as containers/common).
 STAGES: dict[str, str] = {
-    "prestart": "prestart",
+    "prestart": "create_runtime",
     "createRuntime": "create_runtime",
     "createContainer": "create_container",
     "startContainer": "start_container",
@@ -62,9 +76,40 @@ STAGES: dict[str, str] = {
     "poststop": "poststop",
 }
 
-_TOP_KEYS = {"version", "hook", "when", "stages"}
-_HOOK_KEYS = {"path", "args", "env", "timeout"}
-_WHEN_KEYS = {"always", "annotations", "commands", "hasBindMounts"}
+_VERSION = Struct("version", {"version": Str()})
+_HOOK = Struct(
+    "Hook",
+    {"path": Str(), "args": Slice(Str()), "env": Slice(Str()), "timeout": Ptr(Int(64))},
+)
+_WHEN = Struct(
+    "When",
+    {
+        "always": Ptr(Bool()),
+        "annotations": Map(Str()),
+        "commands": Slice(Str()),
+        "hasBindMounts": Ptr(Bool()),
+    },
+)
+_CURRENT = Struct(
+    "Hook", {"version": Str(), "hook": _HOOK, "when": _WHEN, "stages": Ptr(Slice(Str()))}
+)
+_OLD = Struct(
+    "Hook010",
+    {
+        name: Ptr(Bool()) if name == "hasbindmounts" else Ptr(Slice(Str()))
+        for name in (
+            "arguments",
+            "stages",
+            "stage",
+            "cmds",
+            "cmd",
+            "annotations",
+            "annotation",
+            "hasbindmounts",
+        )
+    }
+    | {"hook": Ptr(Str())},
+)
 
 
 class HookConfigError(ValueError):
@@ -83,6 +128,8 @@ class When:
     annotations: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = ()
     commands: tuple[re.Pattern[str], ...] = ()
     has_bind_mounts: bool | None = None
+    any_of: bool = False
+    """One matching condition suffices (the 0.1.0 schema)."""
 
     def matches(
         self, annotations: Mapping[str, str], args: Sequence[str], has_bind_mounts: bool
@@ -92,20 +139,24 @@ class When:
         Raises HookMatchError when ``commands`` is set and ``args`` is empty.
         """
         matched = 0
+        results: list[bool] = []
         if self.always is not None:
-            if not self.always:
-                return False
-            matched += 1
+            results.append(self.always)
         if self.has_bind_mounts is not None:
-            if not (self.has_bind_mounts and has_bind_mounts):
-                return False
-            matched += 1
+            results.append(self.has_bind_mounts and has_bind_mounts)
         for key_re, value_re in self.annotations:
-            if not any(
-                key_re.search(key) and value_re.search(value) for key, value in annotations.items()
-            ):
+            results.append(
+                any(
+                    key_re.search(key) and value_re.search(value)
+                    for key, value in annotations.items()
+                )
+            )
+        for result in results:
+            if result and self.any_of:
+                return True
+            if not result and not self.any_of:
                 return False
-            matched += 1
+            matched += result
         if self.commands:
             if not args:
                 raise HookMatchError("the container has no args to match 'commands' against")
@@ -141,73 +192,86 @@ def _compile(pattern: Any, where: str) -> re.Pattern[str]:
         raise HookConfigError(f"{where}: invalid regex {pattern!r}: {exc}") from exc
 
 
-def _string_list(value: Any, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise HookConfigError(f"{where}: expected a list of strings, got {value!r}")
-    return value
+def _warn_unknown(obj: Any, kind: Struct, where: str) -> None:
+    if isinstance(obj, dict):
+        unknown = sorted(key for key in obj if kind.match(key) is None)
+        if unknown:
+            log.warning("%s: ignoring unknown key(s) %s", where, ", ".join(map(repr, unknown)))
 
 
-def _optional_bool(when: Mapping[str, Any], key: str, where: str) -> bool | None:
-    value = when.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise HookConfigError(f"{where}.{key}: expected true or false, got {value!r}")
-    return value
+def _typed(document: Any, kind: Struct, source: str) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = from_json(document, kind, source=source)
+    except DecodeError as exc:
+        raise HookConfigError(str(exc)) from None
+    return result
 
 
-def _warn_unknown(obj: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(obj) - known)
-    if unknown:
-        log.warning("%s: ignoring unknown key(s) %s", where, ", ".join(map(repr, unknown)))
+def _read_old(document: Any, source: str) -> dict[str, Any]:
+    """Convert a 0.1.0 file to the 1.0.0 fields, as containers/common does."""
+    raw = _typed(document, _OLD, source)
+    if raw["hook"] is None:
+        raise HookConfigError(f"{source}: missing required property: hook")
+    merged: dict[str, Any] = {}
+    for plural, single in (("stages", "stage"), ("cmds", "cmd"), ("annotations", "annotation")):
+        if raw[plural] is not None and raw[single] is not None:
+            raise HookConfigError(f"{source}: cannot set both {single!r} and {plural!r}")
+        merged[plural] = raw[plural] if raw[plural] is not None else raw[single]
+    if merged["stages"] is None:
+        raise HookConfigError(f"{source}: missing required property: stages")
+    args = [raw["hook"], *raw["arguments"]] if raw["arguments"] is not None else []
+    annotations = merged["annotations"]
+    return {
+        "hook": {"path": raw["hook"], "args": args, "env": [], "timeout": None},
+        "when": {
+            "always": None,
+            "annotations": {".*": "|".join(annotations)} if annotations is not None else {},
+            "commands": merged["cmds"] or [],
+            "hasBindMounts": raw["hasbindmounts"],
+        },
+        "stages": merged["stages"],
+        "any_of": True,
+    }
 
 
-def _parse_hook_entry(entry: Any, source: str, check_path: bool) -> pb.Hook:
+def _check_hook(hook: dict[str, Any], source: str, check_path: bool) -> pb.Hook:
     where = f"{source}: hook"
-    if not isinstance(entry, dict):
-        raise HookConfigError(f"{where}: expected an object, got {entry!r}")
-    _warn_unknown(entry, _HOOK_KEYS, where)
-    path = entry.get("path")
-    if not isinstance(path, str) or not path:
+    path = hook["path"]
+    if not path:
         raise HookConfigError(f"{where}.path: missing required property (a non-empty string)")
+    if not path.startswith("/"):
+        raise HookConfigError(f"{where}.path: {path!r} must be an absolute path (OCI spec)")
     if check_path:
         try:
             os.stat(path)
         except OSError as exc:
             raise HookConfigError(f"{where}.path: {path}: {exc.strerror or exc}") from exc
-    args = _string_list(entry.get("args", []), f"{where}.args")
-    env = _string_list(entry.get("env", []), f"{where}.env")
-    timeout = entry.get("timeout")
-    if timeout is not None and (
-        not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0
-    ):
-        raise HookConfigError(f"{where}.timeout: expected a positive integer, got {timeout!r}")
-    return make_hook(path, args, env, timeout)
+    timeout = hook["timeout"]
+    if timeout is not None and timeout < 0:
+        raise HookConfigError(f"{where}.timeout: must not be negative, got {timeout}")
+    return make_hook(path, hook["args"], hook["env"], timeout)
 
 
-def _parse_when(when: Any, source: str) -> When:
+def _check_when(when: dict[str, Any], source: str, any_of: bool) -> When:
     where = f"{source}: when"
-    if not isinstance(when, dict):
-        raise HookConfigError(f"{where}: missing required property (an object)")
-    _warn_unknown(when, _WHEN_KEYS, where)
-    if not _WHEN_KEYS & set(when):
-        known = ", ".join(sorted(_WHEN_KEYS))
+    conditions = ("always", "annotations", "commands", "hasBindMounts")
+    if not any(when[name] not in (None, {}, []) for name in conditions):
+        known = ", ".join(sorted(conditions))
         raise HookConfigError(f"{where}: at least one condition must be set ({known})")
-    annotations = when.get("annotations", {})
-    if not isinstance(annotations, dict):
-        raise HookConfigError(f"{where}.annotations: expected an object, got {annotations!r}")
     return When(
-        always=_optional_bool(when, "always", where),
+        always=when["always"],
         annotations=tuple(
             (
                 _compile(key, f"{where}.annotations key"),
                 _compile(value, f"{where}.annotations[{key!r}]"),
             )
-            for key, value in annotations.items()
+            for key, value in when["annotations"].items()
         ),
         commands=tuple(
-            _compile(c, f"{where}.commands[{i}]")
-            for i, c in enumerate(_string_list(when.get("commands", []), f"{where}.commands"))
+            _compile(c, f"{where}.commands[{i}]") for i, c in enumerate(when["commands"])
         ),
-        has_bind_mounts=_optional_bool(when, "hasBindMounts", where),
+        has_bind_mounts=when["hasBindMounts"],
+        any_of=any_of,
     )
 
 
@@ -220,25 +284,33 @@ def parse_hook(
     hook's executable must exist. Raises HookConfigError naming the problem.
     """
     try:
-        document = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HookConfigError(f"{source}: invalid JSON: {exc}") from exc
+        document = load_json(text, source=source, max_bytes=MAX_HOOK_FILE_BYTES, max_depth=16)
+    except DecodeError as exc:
+        raise HookConfigError(f"{source}: invalid JSON: {exc.problem}") from None
     if not isinstance(document, dict):
         raise HookConfigError(f"{source}: expected a JSON object, got {type(document).__name__}")
-    version = document.get("version")
-    if version != SCHEMA_VERSION:
+    version = _typed(document, _VERSION, source)["version"]
+    if version == SCHEMA_VERSION:
+        _warn_unknown(document, _CURRENT, source)
+        fields = _typed(document, _CURRENT, source)
+        for key, value in document.items():
+            part = _CURRENT.match(key)
+            if part in ("hook", "when"):
+                _warn_unknown(value, _HOOK if part == "hook" else _WHEN, f"{source}: {part}")
+        if fields["stages"] is None:
+            raise HookConfigError(f"{source}: stages: missing required property (a list)")
+        fields["any_of"] = False
+    elif version in (OLD_SCHEMA_VERSION, ""):
+        _warn_unknown(document, _OLD, source)
+        fields = _read_old(document, source)
+    else:
         raise HookConfigError(
-            f"{source}: unsupported hook version {version!r} (expected {SCHEMA_VERSION!r}; "
-            "the deprecated 0.1.0 schema is not supported)"
+            f"{source}: unsupported hook version {version!r} "
+            f"(expected {SCHEMA_VERSION!r} or {OLD_SCHEMA_VERSION!r})"
         )
-    _warn_unknown(document, _TOP_KEYS, source)
-    if "hook" not in document:
-        raise HookConfigError(f"{source}: hook: missing required property (an object)")
-    hook = _parse_hook_entry(document["hook"], source, check_path)
-    when = _parse_when(document.get("when"), source)
-    if "stages" not in document:
-        raise HookConfigError(f"{source}: stages: missing required property (a list)")
-    stages = _string_list(document["stages"], f"{source}: stages")
+    hook = _check_hook(fields["hook"], source, check_path)
+    when = _check_when(fields["when"], source, fields["any_of"])
+    stages = fields["stages"]
     for stage in stages:
         if stage not in STAGES:
             known = ", ".join(STAGES)
@@ -256,9 +328,12 @@ def load_hook_file(path: str | os.PathLike[str], *, check_path: bool = True) -> 
     """Read and validate the hook file at ``path``; raises HookConfigError."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = file.read(MAX_HOOK_FILE_BYTES + 1)  # never read a huge file whole
     except OSError as exc:
         raise HookConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if len(data) > MAX_HOOK_FILE_BYTES:
+        raise HookConfigError(f"{path}: too large (over {MAX_HOOK_FILE_BYTES} bytes)")
     return parse_hook(data, str(path), name=path.name, check_path=check_path)
 
 

@@ -12,12 +12,25 @@ from nri.api import api_pb2 as pb
 from nri.stub import ConfigError, Plugin, load_config
 from nri_hook_injector._hooks import DEFAULT_HOOK_DIRS, HookManager
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "HookInjector", "HookInjectorConfig", "parse_config"]
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "MAX_INJECTED_BYTES",
+    "HookInjector",
+    "HookInjectorConfig",
+    "HookSizeError",
+    "parse_config",
+]
 
 log = logging.getLogger("nri.hook_injector")
 
 #: Seconds between background rescans of the hook directories.
 DEFAULT_POLL_INTERVAL = 5.0
+#: Largest encoded ``Hooks`` injected into one container (well below ttRPC's 4 MiB).
+MAX_INJECTED_BYTES = 1 << 20
+
+
+class HookSizeError(ValueError):
+    """The hooks matching a container add up to more than :data:`MAX_INJECTED_BYTES`."""
 
 
 @dataclass
@@ -121,5 +134,12 @@ class HookInjector(Plugin):
         hooks = pb.Hooks()
         for hook in matched:
             hook.add_to(hooks)
-        log.info("%s: injecting hooks from %s", name, ", ".join(h.name for h in matched))
+        files = ", ".join(h.name for h in matched)
+        size = hooks.ByteSize()
+        if size > MAX_INJECTED_BYTES:
+            raise HookSizeError(
+                f"{name}: hooks from {files} add up to {size} bytes "
+                f"(limit {MAX_INJECTED_BYTES}); not injecting them"
+            )
+        log.info("%s: injecting hooks from %s", name, files)
         return Adjustment().add_hooks(hooks)

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from nri.api import EventMask, parse_event_list
+from nri.decode import DecodeError, load_yaml
 from nri.stub import ConfigError, load_config
 
 
@@ -56,9 +57,9 @@ def parse_config(text: str, *, source: str = "config") -> tuple[LoggerConfig, se
     Raises ConfigError naming ``source`` and the offending key.
     """
     try:
-        document: Any = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        document = None  # let load_config report the syntax error
+        document: Any = load_yaml(text, source=source) if text.strip() else None
+    except DecodeError as exc:
+        raise ConfigError(str(exc)) from None
     if isinstance(document, dict):
         document = {_CAMEL.sub(r"_\1", str(k)).lower(): v for k, v in document.items()}
         text = yaml.safe_dump(document)

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import yaml
 
+from nri.decode import MAX_BYTES, DecodeError, load_yaml
 from nri_resource_tuner._cpuset import format_cpuset, parse_cpuset
 from nri_resource_tuner._quantity import parse_bytes
 
@@ -175,16 +175,16 @@ class HostTopology:
     def from_file(cls, path: str | Path) -> HostTopology:
         """Load a YAML or JSON host description; errors name the file and the key."""
         try:
-            text = Path(path).read_text()
+            with open(path, "rb") as file:
+                text = file.read(MAX_BYTES + 1)  # load_yaml refuses the excess
         except OSError as exc:
             raise HostDescriptionError(
                 f"cannot read host description {path}: {exc.strerror or exc}"
             ) from exc
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            problem = " ".join(str(exc).split())
-            raise HostDescriptionError(f"{path}: invalid YAML: {problem}") from exc
+            data = load_yaml(text, source=str(path))
+        except DecodeError as exc:
+            raise HostDescriptionError(f"{path}: invalid YAML: {exc.problem}") from None
         return cls.from_data(data, source=str(path))
 
     @classmethod
@@ -340,7 +340,9 @@ def _explicit(fields: Mapping[str, Any]) -> HostTopology:
         raise HostDescriptionError("memory: missing (a total, or a mapping of NUMA node to size)")
     if isinstance(memory, dict):
         node_memory = {}
-        for node, size in memory.items():
+        for key, size in memory.items():
+            # nri.decode gives mapping keys as strings, like Go's YAML-to-JSON step
+            node = int(key) if isinstance(key, str) and key.isdecimal() else key
             if isinstance(node, bool) or not isinstance(node, int):
                 raise HostDescriptionError(f"memory: NUMA node {node!r} is not an integer")
             node_memory[node] = _size(size, f"memory.{node}")

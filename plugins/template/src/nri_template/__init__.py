@@ -1,4 +1,4 @@
-"""nri-template: a plugin implementing every NRI handler, to copy when writing a new one.
+"""nri-template: a plugin implementing every lifecycle handler, to copy when writing a new one.
 
 A Python port of upstream containerd/nri ``plugins/template``.
 """

@@ -1,4 +1,5 @@
-"""The template plugin: every handler, each with a one-line log and what it may return."""
+"""The template plugin: the handlers upstream's template has, each with a one-line log and
+what it may return."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ class TemplateConfig:
     """The plugin's configuration; replace these with your own settings."""
 
     cfg_param1: str = ""
-    """An example setting (YAML key ``cfg_param1`` or ``cfg-param1``)."""
+    """An example setting (YAML key ``cfg_param1``, ``cfg-param1`` or upstream's
+    ``cfgParam1``)."""
 
 
 def parse_config(text: str, source: str = "config") -> TemplateConfig:
@@ -28,10 +30,14 @@ def _ctr(pod: pb.PodSandbox, container: pb.Container) -> str:
 
 
 class TemplatePlugin(Plugin):
-    """A plugin that implements every handler and changes nothing. Copy it and fill in.
+    """A plugin that implements upstream's template handlers and changes nothing. Copy it
+    and fill in.
 
     Delete the handlers you do not need: the stub subscribes to exactly the events whose
-    handlers are overridden.
+    handlers are overridden (here every pod and container lifecycle event, mask 0x7ff, as
+    upstream's template). Three more handlers exist, commented out at the end of the class:
+    a plugin implementing them is also called for pod resource updates and becomes a
+    validator of every container creation.
     """
 
     def __init__(self, config: TemplateConfig | None = None) -> None:
@@ -64,19 +70,6 @@ class TemplatePlugin(Plugin):
     def run_pod_sandbox(self, pod: pb.PodSandbox) -> None:
         """A pod is being started (notification only)."""
         self.log.info("started pod %s/%s", pod.namespace, pod.name)
-
-    def update_pod_sandbox(
-        self,
-        pod: pb.PodSandbox,
-        overhead_resources: pb.LinuxResources,
-        resources: pb.LinuxResources,
-    ) -> None:
-        """A pod's resources are being updated (notification only)."""
-        self.log.info("updating pod %s/%s", pod.namespace, pod.name)
-
-    def post_update_pod_sandbox(self, pod: pb.PodSandbox) -> None:
-        """A pod's resources were updated (notification only)."""
-        self.log.info("updated pod %s/%s", pod.namespace, pod.name)
 
     def stop_pod_sandbox(self, pod: pb.PodSandbox) -> None:
         """A pod is being stopped (notification only)."""
@@ -130,6 +123,13 @@ class TemplatePlugin(Plugin):
         """A container is being removed (notification only)."""
         self.log.info("removed container %s", _ctr(pod, container))
 
-    def validate_container_adjustment(self, request: pb.ValidateContainerAdjustmentRequest) -> None:
-        """Check the merged adjustment of a new container; raise an exception to reject it."""
-        self.log.info("validating container %s", request.container.name)
+    # Handlers upstream's template leaves out; uncomment to subscribe to them as well.
+    #
+    # def update_pod_sandbox(self, pod, overhead_resources, resources) -> None:
+    #     """A pod's resources are being updated (notification only)."""
+    #
+    # def post_update_pod_sandbox(self, pod: pb.PodSandbox) -> None:
+    #     """A pod's resources were updated (notification only)."""
+    #
+    # def validate_container_adjustment(self, request) -> None:
+    #     """Check the merged adjustment of every new container; raise to reject it."""

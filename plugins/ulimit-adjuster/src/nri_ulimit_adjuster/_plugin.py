@@ -4,6 +4,8 @@ Like upstream, only container-specific keys exist:
 ``ulimits.noderesource.dev/container.NAME``, then the deprecated
 ``ulimits.nri.containerd.io/container.NAME``. The value is a YAML list of
 ``{type, soft, hard}``; ``type`` may be upper or lower case, with or without ``RLIMIT_``.
+Values are decoded with upstream's Go typing (:mod:`nri.decode`): ``soft: 1024.0`` and
+``hard: 2e3`` are integers, ``type: 7`` is the string ``"7"``, ``1024.5`` is refused.
 """
 
 from __future__ import annotations
@@ -11,13 +13,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from nri.api import Adjustment, pb
-from nri.stub import Plugin, load_config
+from nri.decode import (
+    DecodeError,
+    Int,
+    Str,
+    Struct,
+    describe,
+    from_yaml,
+    load_annotation,
+)
+from nri.stub import Allowlist, Plugin, load_config_with_allowlist
 
 __all__ = [
     "OLD_ULIMIT_KEY",
@@ -32,6 +41,7 @@ __all__ = [
     "annotation_keys",
     "build_adjustment",
     "normalize_type",
+    "parse_config",
     "parse_ulimits",
 ]
 
@@ -62,7 +72,9 @@ RLIMIT_TYPES = frozenset(
 )
 """Resource names upstream accepts, without the ``RLIMIT_`` prefix."""
 
-_UINT64_MAX = (1 << 64) - 1
+_ULIMIT = Struct(
+    "ulimit", {"type": Str(), "hard": Int(64, signed=False), "soft": Int(64, signed=False)}
+)
 
 
 class UlimitError(ValueError):
@@ -95,6 +107,13 @@ class Config:
 
     verbose: bool = False
     """Log parsed annotations and the resulting adjustment at info level."""
+    allow: Allowlist = field(default_factory=Allowlist)
+    """Which namespaces and pods may request rlimits (default: all)."""
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Parse a YAML configuration (``allow`` included); ConfigError naming ``source``."""
+    return load_config_with_allowlist(text, Config, source=source)
 
 
 def annotation_keys(container: str) -> tuple[str, str]:
@@ -108,31 +127,20 @@ def normalize_type(name: str) -> str | None:
     return RLIMIT_PREFIX + bare if bare in RLIMIT_TYPES else None
 
 
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"{type(value).__name__} {value!r}"
-
-
-def _limit(key: str, index: int, fields: Mapping[str, Any], name: str) -> int:
-    value = fields.get(name)
-    if value is None:  # upstream reads a missing limit as 0
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UlimitError(
-            key, f"{name!r} must be an unsigned integer, got {_describe(value)}", index
-        )
-    if not 0 <= value <= _UINT64_MAX:
-        raise UlimitError(key, f"{name!r} is out of range for uint64: {value}", index)
-    return value
+def _decode(key: str, text: str) -> Any:
+    try:
+        return load_annotation(key, text)
+    except DecodeError as exc:
+        raise UlimitError(key, f"invalid YAML: {exc.problem}") from None
 
 
 def parse_ulimits(annotations: Mapping[str, str], container: str) -> list[Ulimit]:
-    """The ulimits annotated for ``container`` (empty if none); raises UlimitError."""
+    """The ulimits annotated for ``container`` (empty if none); raises UlimitError.
+
+    Errors come in upstream's order: an invalid type in any entry, then hard < soft; a
+    resource given twice is reported here (upstream's runtime refuses it as a conflict of
+    the plugin with itself).
+    """
     key = value = ""
     for key in annotation_keys(container):
         if key in annotations:
@@ -140,34 +148,35 @@ def parse_ulimits(annotations: Mapping[str, str], container: str) -> list[Ulimit
             break
     if not value:
         return []
-    try:
-        document = yaml.safe_load(value)
-    except yaml.YAMLError as exc:
-        raise UlimitError(key, f"invalid YAML: {' '.join(str(exc).split())}") from exc
+    document = _decode(key, value)
     if document is None:
         return []
     if not isinstance(document, list):
-        raise UlimitError(key, f"expected a YAML list of ulimits, got {_describe(document)}")
+        raise UlimitError(key, f"expected a YAML list of ulimits, got {describe(document)}")
     ulimits = []
     for index, item in enumerate(document):
-        if not isinstance(item, dict):
-            raise UlimitError(key, f"expected a mapping, got {_describe(item)}", index)
-        # Go's encoding/json matches field names case-insensitively and ignores unknown ones.
-        fields = {str(k).lower(): v for k, v in item.items()}
-        raw = fields.get("type")
-        if raw is not None and not isinstance(raw, str):
-            raise UlimitError(key, f"'type' must be a string, got {_describe(raw)}", index)
-        hard = _limit(key, index, fields, "hard")
-        soft = _limit(key, index, fields, "soft")
-        normalized = normalize_type(raw or "")
+        if item is not None and not isinstance(item, dict):
+            raise UlimitError(key, f"expected a mapping, got {describe(item)}", index)
+        try:
+            fields = from_yaml(item, _ULIMIT, source=key)
+        except DecodeError as exc:
+            raise UlimitError(key, exc.problem, index) from None
+        normalized = normalize_type(fields["type"])
         if normalized is None:
-            raise UlimitError(key, f"failed to parse type: {raw or ''!r}", index)
-        ulimits.append(Ulimit(normalized, hard, soft))
+            raise UlimitError(key, f"failed to parse type: {fields['type']!r}", index)
+        ulimits.append(Ulimit(normalized, fields["hard"], fields["soft"]))
     for index, ulimit in enumerate(ulimits):
         if ulimit.hard < ulimit.soft:
             raise UlimitError(
                 key, f"ulimit {ulimit.type!r} must have hard limit >= soft limit", index
             )
+    first: dict[str, int] = {}
+    for index, ulimit in enumerate(ulimits):
+        if ulimit.type in first:
+            raise UlimitError(
+                key, f"{ulimit.type} is given twice (entries #{first[ulimit.type]} and #{index})"
+            )
+        first[ulimit.type] = index
     return ulimits
 
 
@@ -182,7 +191,7 @@ def build_adjustment(ulimits: list[Ulimit]) -> Adjustment:
 class UlimitAdjuster(Plugin):
     """Adjust container rlimits from ``ulimits.noderesource.dev/container.NAME``."""
 
-    def __init__(self, config: Config | None = None, **overrides: bool) -> None:
+    def __init__(self, config: Config | None = None, **overrides: Any) -> None:
         """Create the plugin; ``overrides`` (command-line flags) win over any configuration."""
         self.overrides = overrides
         self.config = dataclasses.replace(config or Config(), **overrides)
@@ -190,11 +199,15 @@ class UlimitAdjuster(Plugin):
     def configure(self, config: str, runtime_name: str, runtime_version: str) -> None:
         """Take the configuration the runtime (or ``--config``) provides, if any."""
         if config.strip():
-            parsed = load_config(config, Config, source="ulimit-adjuster configuration")
+            parsed = parse_config(config, "ulimit-adjuster configuration")
             self.config = dataclasses.replace(parsed, **self.overrides)
 
     def create_container(self, pod: pb.PodSandbox, container: pb.Container) -> Adjustment:
         """Return the annotated rlimits; an invalid annotation fails the creation."""
+        if not self.config.allow.allows_all:
+            requested = [k for k in annotation_keys(container.name) if k in pod.annotations]
+            if requested and not self.config.allow.check(pod, f"annotation {requested[0]!r}", log):
+                return Adjustment()
         try:
             ulimits = parse_ulimits(pod.annotations, container.name)
         except UlimitError as exc:

@@ -5,7 +5,12 @@ external plugins on ``socket_path``, registers, configures and synchronizes each
 and relays the runtime's lifecycle events to the subscribed plugins in index order, merging
 their adjustments and running the validators.
 
-A runtime embeds it like this::
+A runtime embeds it like this (a complete program is in the README's "Hosting plugins
+in a runtime"):
+
+.. code-block:: python
+    :class: fragment
+
 
     from nri.adaptation import Adaptation, Config
     from nri.api import api_pb2 as pb
@@ -29,6 +34,17 @@ Failure handling follows upstream: a plugin whose connection breaks or that miss
 request deadline is closed and the event goes on without it; any other plugin error fails
 the event (:class:`PluginError`); conflicting adjustments raise :class:`ConflictError`
 and rejected ones :class:`ValidationError`.
+
+Where upstream trusts its peers, the adaptation does not: a connection registers once,
+under a name no other live plugin has (else an error, and the connection is closed);
+only a registered, configured and synchronized plugin may call UpdateContainers (else
+PERMISSION_DENIED and the connection is closed); at most
+``Config.max_unregistered_connections`` connections are handshaking at once, and running
+out of fds makes the listener back off, not stop; a peer that floods requests or does not
+read its replies is paused and then dropped, with bounded memory. Only plugin files owned
+by root or the runtime's user, not writable by others, in directories just as safe, are
+launched; their output goes to the log (``nri.adaptation.plugin``). A drop-in
+configuration file that cannot be read as UTF-8 text keeps only its plugin from starting.
 """
 
 from nri.adaptation._adaptation import (

@@ -19,8 +19,11 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from nri.adaptation._output import log_output
+from nri.adaptation._owners import go_quote
 from nri.adaptation._plugin import PluginConnection, PluginError, PluginInfo
 from nri.adaptation._result import CreateResult, StopResult, UpdateResult
+from nri.adaptation._trust import UntrustedPathError, check_directory, check_executable
 from nri.adaptation._validator import DefaultValidator, DefaultValidatorConfig
 from nri.api import (
     DEFAULT_PLUGIN_CONFIG_PATH,
@@ -68,6 +71,12 @@ the replies to CreateContainer, UpdateContainer or StopContainer were merged."""
 M = TypeVar("M", bound=Message)
 
 _MAX_UNIX_PATH = 107
+# accept() errors that pass: fd or memory exhaustion, a connection aborted before accept.
+_TRANSIENT_ACCEPT_ERRORS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO}
+)
+_ACCEPT_BACKOFF_MIN = 0.005
+_ACCEPT_BACKOFF_MAX = 1.0
 CREATE_CONTAINER = "CreateContainer"
 UPDATE_CONTAINER = "UpdateContainer"
 STOP_CONTAINER = "StopContainer"
@@ -92,6 +101,10 @@ class Config:
     default_validator: DefaultValidatorConfig | None = None
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     """Largest ttRPC message sent to plugins; Synchronize is split to fit (4 MiB as upstream)."""
+    max_unregistered_connections: int = 16
+    """Connections on ``socket_path`` being registered at once; further ones wait in the
+    listen backlog until one of them is registered or closed. (Upstream handles one at a
+    time.)"""
 
     def check(self) -> None:
         """Raise AdaptationError naming the first invalid setting."""
@@ -99,6 +112,11 @@ class Config:
             value = getattr(self, field)
             if not value > 0:
                 raise AdaptationError(f"Config.{field} must be positive, got {value!r}")
+        if self.max_unregistered_connections < 1:
+            raise AdaptationError(
+                "Config.max_unregistered_connections must be at least 1, "
+                f"got {self.max_unregistered_connections}"
+            )
         if self.max_message_size < 1024:
             raise AdaptationError(
                 f"Config.max_message_size must be at least 1024, got {self.max_message_size}"
@@ -119,6 +137,46 @@ class _Discovered:
     base: str
     path: str
     config: str
+
+
+class _ConfigFileError(Exception):
+    """A plugin's drop-in configuration file exists but cannot be used."""
+
+
+def _read_config_file(path: str, limit: int) -> str:
+    """Read a drop-in configuration file: a regular file of UTF-8 text, at most ``limit``
+    bytes. FileNotFoundError if absent, _ConfigFileError naming the file otherwise."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise _ConfigFileError(f"cannot open configuration file {path}: {exc.strerror}") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _ConfigFileError(f"configuration file {path} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        if st.st_size > limit:
+            raise _ConfigFileError(
+                f"configuration file {path} is larger than {limit} bytes ({st.st_size})"
+            )
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:
+            raise _ConfigFileError(
+                f"cannot read configuration file {path}: {exc.strerror}"
+            ) from exc
+    if len(data) > limit:
+        raise _ConfigFileError(f"configuration file {path} is larger than {limit} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _ConfigFileError(
+            f"configuration file {path} is not valid UTF-8 "
+            f"(byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from exc
 
 
 class _SyncLock:
@@ -200,6 +258,8 @@ class Adaptation:
         self._sync_lock = _SyncLock()
         self._plugins: list[PluginConnection] = []
         self._connections: set[PluginConnection] = set()
+        # Live connections by the NN-name they registered as (or were launched as).
+        self._names: dict[str, PluginConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
@@ -283,6 +343,8 @@ class Adaptation:
         self._stop_listener()
         async with self._lock:
             plugins, self._plugins = self._plugins, []
+        # Connections left open are no plugins of ours any more: their names are free.
+        self._names.clear()
         launched = [p for p in self._connections if not p.external]
         await asyncio.gather(*(p.stop() for p in launched), return_exceptions=True)
         del plugins
@@ -326,6 +388,11 @@ class Adaptation:
             return []
         except OSError as exc:
             raise AdaptationError(f"failed to discover plugins in {path}: {exc}") from exc
+        try:
+            check_directory(path)
+        except (OSError, UntrustedPathError) as exc:
+            logger.error("refusing to launch any plugin from %s: %s", path, exc)
+            return []
         found = []
         for entry in entries:
             try:
@@ -345,22 +412,26 @@ class Adaptation:
                 )
                 continue
             try:
+                check_executable(entry.path)
+            except (OSError, UntrustedPathError) as exc:
+                logger.warning("refusing to launch plugin %s: %s", entry.path, exc)
+                continue
+            try:
                 config = self._plugin_config(idx, base)
-            except OSError as exc:
-                logger.warning(
-                    "skipping plugin %s: cannot read its configuration: %s", entry.name, exc
-                )
+            except _ConfigFileError as exc:
+                logger.warning("skipping plugin %s: %s", entry.name, exc)
                 continue
             logger.info("discovered plugin %s", entry.name)
             found.append(_Discovered(idx, base, entry.path, config))
         return found
 
     def _plugin_config(self, idx: str, base: str) -> str:
+        """The drop-in configuration of a plugin, ``""`` if none; _ConfigFileError if the
+        file cannot be used (it then only keeps that plugin from starting)."""
         for name in (f"{idx}-{base}.conf", f"{base}.conf"):
             path = os.path.join(self.config.plugin_config_path, name)
             try:
-                with open(path, encoding="utf-8") as f:
-                    return f.read()
+                return _read_config_file(path, self.config.max_message_size)
             except FileNotFoundError:
                 continue
         return ""
@@ -372,10 +443,21 @@ class Adaptation:
             max_message_size=self.config.max_message_size,
             on_update=self._plugin_update,
             on_close=self._plugin_closed,
+            on_register=self._claim_name,
             **kwargs,  # type: ignore[arg-type]
         )
         self._connections.add(plugin)
         return plugin
+
+    def _claim_name(self, plugin: PluginConnection, idx: str, base: str) -> None:
+        """Reserve ``idx-base`` for ``plugin``; PluginError if another live one has it."""
+        name = f"{idx}-{base}"
+        holder = self._names.get(name)
+        if holder is not None and holder is not plugin and not holder.closed:
+            raise PluginError(
+                f"plugin {go_quote(name)} is already registered ({holder.qualified_name})"
+            )
+        self._names[name] = plugin
 
     async def _launch(self, found: _Discovered) -> PluginConnection | None:
         name = f"{found.idx}-{found.base}"
@@ -383,8 +465,14 @@ class Adaptation:
         local, peer = socketpair()
         try:
             try:
+                # Nothing of the runtime's own stdio: output goes to our log, line by line.
                 process = await spawn_with_socket(
-                    [found.path], peer, plugin_environment(found.base, found.idx)
+                    [found.path],
+                    peer,
+                    plugin_environment(found.base, found.idx),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
                 )
             finally:
                 peer.close()
@@ -395,8 +483,11 @@ class Adaptation:
         plugin = self._new_plugin(
             idx=found.idx, base=found.base, config=found.config, process=process
         )
+        self._claim_name(plugin, found.idx, found.base)
         await plugin.connect(local)
         self._spawn(self._watch_process(plugin, process))
+        if process.stdout is not None:
+            self._spawn(log_output(name, process.stdout))
         try:
             await plugin.start(self.config.runtime_name, self.config.runtime_version)
         except PluginError as exc:
@@ -443,6 +534,7 @@ class Adaptation:
         for p in plugins:
             if not p.closed:
                 self._add_plugin(p)
+                p.mark_synchronized()
 
     async def _apply_sync_updates(self, updates: list[pb.ContainerUpdate], who: str) -> None:
         if not updates:
@@ -474,6 +566,8 @@ class Adaptation:
             logger.exception("plugin hook %r failed for %s", hook, plugin.name)
 
     def _plugin_closed(self, plugin: PluginConnection) -> None:
+        if self._names.get(plugin.name) is plugin:
+            del self._names[plugin.name]
         was_registered = plugin in self._plugins
         if was_registered:
             self._plugins = [p for p in self._plugins if p is not plugin]
@@ -493,10 +587,16 @@ class Adaptation:
             logger.info("connection from external plugins disabled")
             return
         path = self.config.socket_path
-        await _remove_stale_socket(path)
         parent = os.path.dirname(path) or "."
         try:
-            os.makedirs(parent, mode=0o700, exist_ok=True)
+            # As upstream: MkdirAll(dir, 0700). An existing directory must be ours alone,
+            # or someone else could swap the socket under the plugins.
+            _make_dirs(parent, 0o700)
+            check_directory(parent)
+        except (OSError, UntrustedPathError) as exc:
+            raise AdaptationError(f"failed to create socket {path!r}: {exc}") from exc
+        await _remove_stale_socket(path)
+        try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             try:
                 sock.bind(path)
@@ -522,19 +622,37 @@ class Adaptation:
 
     async def _accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.config.max_unregistered_connections)
+        delay = 0.0
         while True:
+            await slots.acquire()
             try:
                 conn, _ = await loop.sock_accept(listener)
             except OSError as exc:
-                logger.info("stopped accepting plugin connections (%s)", exc)
-                return
-            self._spawn(self._handle_connection(conn))
+                slots.release()
+                if exc.errno not in _TRANSIENT_ACCEPT_ERRORS:
+                    logger.info("stopped accepting plugin connections (%s)", exc)
+                    return
+                # Out of fds or memory, for now: back off and retry (as Go's net/http).
+                if not delay:
+                    logger.warning(
+                        "accepting plugin connections failed (%s); retrying with back-off", exc
+                    )
+                delay = min(max(2 * delay, _ACCEPT_BACKOFF_MIN), _ACCEPT_BACKOFF_MAX)
+                await asyncio.sleep(delay)
+                continue
+            if delay:
+                logger.info("accepting plugin connections again")
+                delay = 0.0
+            self._spawn(self._handle_connection(conn, slots))
 
-    async def _handle_connection(self, conn: socket.socket) -> None:
+    async def _handle_connection(self, conn: socket.socket, slots: asyncio.Semaphore) -> None:
         try:
             await self.connect_plugin(conn)
         except AdaptationError as exc:
             logger.error("%s", exc)
+        finally:
+            slots.release()
 
     async def connect_plugin(self, conn: socket.socket, *, pid: int | None = None) -> PluginInfo:
         """Serve an external plugin on an already connected socket until it is registered.
@@ -579,6 +697,7 @@ class Adaptation:
                 )
             async with self._lock:
                 self._add_plugin(plugin)
+            plugin.mark_synchronized()
             logger.info("plugin %s connected and synchronized", plugin.name)
             return plugin.info()
 
@@ -586,6 +705,12 @@ class Adaptation:
         self, plugin: PluginConnection, request: pb.UpdateContainersRequest
     ) -> list[pb.ContainerUpdate]:
         async with self._lock:
+            if plugin not in self._plugins:
+                raise plugin.refuse(
+                    Code.PERMISSION_DENIED,
+                    f"plugin {plugin.name} may not call UpdateContainers: "
+                    "it is no longer an active plugin",
+                )
             failed: list[pb.ContainerUpdate] = []
             if request.update:
                 failed = list(await self._update_fn(list(request.update)))
@@ -747,6 +872,28 @@ class Adaptation:
         )
 
 
+def _make_dirs(path: str, mode: int) -> None:
+    """Create ``path`` and its missing parents, each with ``mode`` (as Go's MkdirAll;
+    ``os.makedirs`` gives the parents the umask's default)."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if parent != path:
+        _make_dirs(parent, mode)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, mode)
+
+
+_FILE_KINDS = {
+    stat.S_IFREG: "regular file",
+    stat.S_IFDIR: "directory",
+    stat.S_IFLNK: "symbolic link",
+    stat.S_IFIFO: "named pipe",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
+
+
 async def _remove_stale_socket(path: str) -> None:
     """Remove a leftover socket file; refuse one that something still accepts on."""
     try:
@@ -755,26 +902,30 @@ async def _remove_stale_socket(path: str) -> None:
         return
     except OSError as exc:
         raise AdaptationError(f"failed to create socket {path!r}: {exc}") from exc
-    if stat.S_ISDIR(st.st_mode):
-        raise AdaptationError(f"failed to create socket {path!r}: a directory is in the way")
-    if stat.S_ISSOCK(st.st_mode):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        probe.setblocking(False)
-        try:
-            async with asyncio.timeout(1.0):
-                await asyncio.get_running_loop().sock_connect(probe, path)
-        except (OSError, TimeoutError) as exc:
-            if isinstance(exc, OSError) and exc.errno not in (
-                errno.ECONNREFUSED,
-                errno.ENOENT,
-            ):
-                logger.warning("probing existing socket %s failed (%s); replacing it", path, exc)
-        else:
-            raise AdaptationError(
-                f"socket {path!r} is in use: another process accepts connections on it"
-            )
-        finally:
-            probe.close()
+    if not stat.S_ISSOCK(st.st_mode):
+        # Upstream removes whatever is there; never remove (or follow) what is not a socket.
+        kind = _FILE_KINDS.get(stat.S_IFMT(st.st_mode), "special file")
+        raise AdaptationError(
+            f"failed to create socket {path!r}: the path exists and is not a socket "
+            f"(it is a {kind}); remove it or choose another socket path"
+        )
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    probe.setblocking(False)
+    try:
+        async with asyncio.timeout(1.0):
+            await asyncio.get_running_loop().sock_connect(probe, path)
+    except (OSError, TimeoutError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (
+            errno.ECONNREFUSED,
+            errno.ENOENT,
+        ):
+            logger.warning("probing existing socket %s failed (%s); replacing it", path, exc)
+    else:
+        raise AdaptationError(
+            f"socket {path!r} is in use: another process accepts connections on it"
+        )
+    finally:
+        probe.close()
     logger.info("removing stale NRI socket %s", path)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
+from nri.adaptation._owners import go_quote
 from nri.adaptation._validator import ValidationError, validation_result
 from nri.api import (
     NRI_VERSION,
@@ -143,6 +144,7 @@ class PluginConnection:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         on_update: UpdateHandler,
         on_close: Callable[[PluginConnection], None],
+        on_register: Callable[[PluginConnection, str, str], None] | None = None,
     ) -> None:
         self.idx = idx
         self.base = base
@@ -156,10 +158,16 @@ class PluginConnection:
         self.pid: int | None = process.pid if process is not None else None
         self._on_update = on_update
         self._on_close = on_close
+        self._on_register = on_register
         self._mux: Mux | None = None
         self._client: Client | None = None
         self._server: Server | None = None
-        self._registered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._registered: asyncio.Future[None] = loop.create_future()
+        # True once the adaptation added the plugin to its invocation list; False if the
+        # connection closed before that.
+        self._synchronized: asyncio.Future[bool] = loop.create_future()
+        self._register_seen = False
         self._closed = False
         self._close_reported = False
         self._warned_state_change: set[str] = set()
@@ -256,6 +264,15 @@ class PluginConnection:
             raise
 
     async def _register_plugin(self, request: pb.RegisterPluginRequest) -> pb.Empty:
+        if self._register_seen:
+            # Upstream would overwrite the identity of a live plugin; one per connection.
+            # Refused like upstream refuses registrations: a plain error (code Unknown).
+            raise self.refuse(
+                Code.UNKNOWN,
+                f"connection already registered as {go_quote(self.name)}, refusing to "
+                f"register it again as {go_quote(request.plugin_idx + '-' + request.plugin_name)}",
+            )
+        self._register_seen = True
         if self.external:
             try:
                 validate_plugin_name(request.plugin_name)
@@ -271,6 +288,12 @@ class PluginConnection:
                     )
                 )
                 raise StatusError(Code.UNKNOWN, f"invalid plugin index: {exc}") from exc
+            if self._on_register is not None:
+                try:
+                    self._on_register(self, request.plugin_idx, request.plugin_name)
+                except PluginError as exc:
+                    self._set_registered(exc)
+                    raise StatusError(Code.UNKNOWN, str(exc)) from exc
             self.base, self.idx = request.plugin_name, request.plugin_idx
         logger.info(
             "plugin %s registered as %s (NRI %s)",
@@ -293,9 +316,43 @@ class PluginConnection:
     async def _update_containers(
         self, request: pb.UpdateContainersRequest
     ) -> pb.UpdateContainersResponse:
+        await self.check_synchronized("UpdateContainers")
         logger.info("plugin %s requested container updates", self.name)
         failed = await self._on_update(self, request)
         return pb.UpdateContainersResponse(failed=failed)
+
+    async def check_synchronized(self, method: str) -> None:
+        """Let ``method`` through only for a registered, configured and synchronized plugin.
+
+        A call that arrives after RegisterPlugin but before the handshake is over waits for
+        it (a plugin may send it right behind its Synchronize reply); anything else is
+        refused with PERMISSION_DENIED and the connection is closed.
+        """
+        registered = self._registered
+        if not registered.done() or registered.exception() is not None:
+            raise self.refuse(
+                Code.PERMISSION_DENIED,
+                f"plugin {self.name} may not call {method}: it is not registered",
+            )
+        if not await asyncio.shield(self._synchronized):
+            raise self.refuse(
+                Code.PERMISSION_DENIED,
+                f"plugin {self.name} may not call {method}: it is not synchronized",
+            )
+
+    def refuse(self, code: Code, message: str) -> StatusError:
+        """Log ``message``, close the connection once the error reply is out; return the
+        StatusError to raise from the request's handler."""
+        logger.error("closing connection of plugin %s: %s", self.qualified_name, message)
+        # The handler raises right away and its reply is written in the same step, before
+        # this runs; closing the trunk flushes what is written.
+        asyncio.get_running_loop().call_soon(self.close)
+        return StatusError(code, message)
+
+    def mark_synchronized(self) -> None:
+        """The plugin is in the invocation list: it may now call UpdateContainers."""
+        if not self._synchronized.done():
+            self._synchronized.set_result(not self._closed)
 
     async def _configure(self, runtime_name: str, runtime_version: str) -> None:
         request = pb.ConfigureRequest(
@@ -468,6 +525,8 @@ class PluginConnection:
         """Close the connection (idempotent); the adaptation is told once."""
         self._closed = True
         self._set_registered(PluginError("connection closed"))
+        if not self._synchronized.done():
+            self._synchronized.set_result(False)
         if self._client is not None:
             self._client.close()
         if self._mux is not None:

@@ -5,15 +5,34 @@ generated module itself), next to helpers in the spirit of upstream ``pkg/api``:
 names and masks, plugin naming rules, ``Optional*`` wrapper conversion, the
 ``Adjustment``/``Update`` builders and the protocol's default paths and timeouts.
 
-Example, inside a CreateContainer handler::
+A plugin whose CreateContainer handler adjusts the new container and updates the ones it
+saw created before in the same pod; a handler returns one change or a list of them::
 
-    adjust = (
-        api.Adjustment()
-        .add_annotation("example.com/injected", "true")
-        .add_env("LOG_LEVEL", "debug")
-        .set_linux_memory_limit(512 * 1024 * 1024)
-    )
-    return adjust.message, [api.Update("other-ctr").set_linux_cpu_shares(512).message]
+    import sys
+
+    from nri import api
+    from nri.stub import Plugin, run
+
+
+    class Tuner(Plugin):
+        def __init__(self):
+            self.created = {}  # pod id -> ids of the containers created in it so far
+
+        def create_container(self, pod, container):
+            adjust = (
+                api.Adjustment()
+                .add_annotation("example.com/injected", "true")
+                .add_env("LOG_LEVEL", "debug")
+                .set_linux_memory_limit(512 * 1024 * 1024)
+            )
+            earlier = self.created.setdefault(pod.id, [])
+            updates = [api.Update(ctr).set_linux_cpu_shares(512) for ctr in earlier]
+            earlier.append(container.id)
+            return [adjust, *updates]
+
+
+    if __name__ == "__main__":
+        sys.exit(run(Tuner))
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ evictions are applied to the stored specs. Every event is recorded in
 :attr:`MockRuntime.history` with which plugin changed what. :class:`SyncMockRuntime` drives
 one from synchronous code (its event loop runs in a background thread). Scenario files
 (:func:`load_scenario`) describe pods, containers, lifecycle steps and expectations; a
-:class:`Player` plays them on a runtime, as ``nri-mock-runtime run`` does.
+:class:`Player` plays them on a runtime, as ``nri-mock-runtime run`` does. A runtime behaves
+as containerd (the default) or, with ``MockRuntime(profile="cri-o")``, as CRI-O: the data it
+sends, how it delivers events and how it treats plugins follow that runtime
+(:class:`RuntimeProfile` lists every difference).
 """
 
 from __future__ import annotations
@@ -16,35 +19,33 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nri.mock._history import EventRecord, FieldChange
+    from nri.mock._hosting import PluginLaunchError, PluginProcess, PreinstalledPlugin
     from nri.mock._player import Player, RunResult, StepResult
-    from nri.mock._runtime import (
-        DEFAULT_PATH_ENV,
-        EventRecord,
-        FieldChange,
-        LifecycleError,
-        MockContainer,
-        MockPod,
-        MockRuntime,
-        PluginLaunchError,
-        PluginProcess,
-    )
+    from nri.mock._profiles import DEFAULT_PATH_ENV, PROFILES, RuntimeProfile
+    from nri.mock._runtime import MockRuntime
     from nri.mock._scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+    from nri.mock._state import LifecycleError, MockContainer, MockPod, UpdateError
     from nri.mock._sync import SyncMockRuntime
 
 _HOMES = {
-    "DEFAULT_PATH_ENV": "nri.mock._runtime",
-    "EventRecord": "nri.mock._runtime",
-    "FieldChange": "nri.mock._runtime",
-    "LifecycleError": "nri.mock._runtime",
-    "MockContainer": "nri.mock._runtime",
-    "MockPod": "nri.mock._runtime",
+    "DEFAULT_PATH_ENV": "nri.mock._profiles",
+    "PROFILES": "nri.mock._profiles",
+    "RuntimeProfile": "nri.mock._profiles",
+    "EventRecord": "nri.mock._history",
+    "FieldChange": "nri.mock._history",
+    "LifecycleError": "nri.mock._state",
+    "MockContainer": "nri.mock._state",
+    "MockPod": "nri.mock._state",
     "MockRuntime": "nri.mock._runtime",
-    "PluginLaunchError": "nri.mock._runtime",
-    "PluginProcess": "nri.mock._runtime",
+    "PluginLaunchError": "nri.mock._hosting",
+    "PluginProcess": "nri.mock._hosting",
+    "PreinstalledPlugin": "nri.mock._hosting",
     "SyncMockRuntime": "nri.mock._sync",
     "Player": "nri.mock._player",
     "RunResult": "nri.mock._player",
     "StepResult": "nri.mock._player",
+    "UpdateError": "nri.mock._state",
     "Scenario": "nri.mock._scenario",
     "ScenarioError": "nri.mock._scenario",
     "load_scenario": "nri.mock._scenario",
@@ -53,6 +54,7 @@ _HOMES = {
 
 __all__ = [
     "DEFAULT_PATH_ENV",
+    "PROFILES",
     "EventRecord",
     "FieldChange",
     "LifecycleError",
@@ -62,11 +64,14 @@ __all__ = [
     "Player",
     "PluginLaunchError",
     "PluginProcess",
+    "PreinstalledPlugin",
     "RunResult",
+    "RuntimeProfile",
     "Scenario",
     "ScenarioError",
     "StepResult",
     "SyncMockRuntime",
+    "UpdateError",
     "load_scenario",
     "parse_scenario",
 ]
@@ -81,3 +86,8 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(home), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    # The lazily imported names too, so that introspection (help(), Sphinx autodoc) sees them.
+    return sorted({*globals(), *__all__})

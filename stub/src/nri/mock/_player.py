@@ -8,8 +8,11 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from nri.adaptation import PluginInfo
-from nri.mock._runtime import EventRecord, MockContainer, MockPod, MockRuntime
-from nri.mock._scenario import Check, ContainerDef, PodDef, Scenario, Step
+from nri.mock._checks import Check
+from nri.mock._history import EventRecord
+from nri.mock._runtime import MockRuntime
+from nri.mock._scenario import ContainerDef, PodDef, Scenario, Step
+from nri.mock._state import MockContainer, MockPod
 
 __all__ = ["CheckOutcome", "Player", "RunResult", "StepResult"]
 
@@ -109,23 +112,39 @@ class Player:
         self.pod_defs.update(scenario.pods)
         self.container_defs.update(scenario.containers)
 
-    def add_existing(self, scenario: Scenario) -> None:
+    def add_existing(self, scenario: Scenario) -> list[str]:
         """Add the scenario's existing pods and containers, without events.
 
-        Plugins that connect afterwards see them in Synchronize.
+        Plugins that connect afterwards see them in Synchronize. A pod whose name is taken
+        in its namespace, or a container whose name is taken in its pod, is not added a
+        second time: the scenario's key then means the one there is. Returns what was
+        reused that way (``pod web``, ``container web/app``).
         """
+        reused = []
         for key in scenario.existing_pods:
             pod_def = self.pod_defs[key]
-            self.pods[key] = self._named(
-                self.runtime.add_existing_pod(pod_def.name, **self._pod_fields(pod_def))
-            )
+            pod = self.runtime.pod_named(pod_def.name, pod_def.namespace)
+            if pod is None:
+                pod = self.runtime.add_existing_pod(pod_def.name, **self._pod_fields(pod_def))
+            else:
+                reused.append(f"pod {pod.name}")
+            self.pods[key] = self._named(pod)
         for key in scenario.existing_containers:
             ctr_def = self.container_defs[key]
-            self.containers[key] = self._named(
-                self.runtime.add_existing_container(
-                    self.pod(ctr_def.pod), ctr_def.name, **self._container_fields(ctr_def)
-                )
-            )
+            pod = self.pod(ctr_def.pod)
+            same = [
+                c
+                for c in self.runtime.containers.values()
+                if c.pod_id == pod.id and c.name == ctr_def.name
+            ]
+            if same:
+                ctr = same[0]
+                reused.append(f"container {pod.name}/{ctr.name}")
+            else:
+                fields = self._container_fields(ctr_def)
+                ctr = self.runtime.add_existing_container(pod, ctr_def.name, **fields)
+            self.containers[key] = self._named(ctr)
+        return reused
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -172,6 +191,8 @@ class Player:
             "labels": pod_def.labels,
             "annotations": pod_def.annotations,
             "runtime_handler": pod_def.runtime_handler,
+            "netns": pod_def.netns,
+            "ips": pod_def.ips,
         }
 
     @staticmethod
@@ -183,6 +204,7 @@ class Player:
             "annotations": ctr_def.annotations,
             "labels": ctr_def.labels,
             "resources": ctr_def.resources,
+            "cdi_devices": ctr_def.cdi_devices,
         }
 
     # -- playing -----------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from typing import Any, TextIO
 
 from nri.adaptation import PluginInfo
 from nri.api import format_event_mask
+from nri.mock._history import EventRecord
 from nri.mock._player import CheckOutcome, RunResult, StepResult
-from nri.mock._runtime import EventRecord
 
 __all__ = [
     "Line",
@@ -55,8 +55,16 @@ _STYLES = {
 
 
 def spec_diff(before: Mapping[str, Any], after: Mapping[str, Any], label: str) -> list[str]:
-    """A unified diff of two OCI specs, as sorted, indented JSON."""
-    return list(
+    """A unified diff of two OCI specs, as sorted, indented JSON.
+
+    Mounts are compared by destination (``"mounts": {"/proc": {...}}``), so that a mount
+    the runtime re-sorted shows as unchanged rather than removed and added again; when
+    their order changed, a last ``@@ mount order`` line gives the new and old order.
+    """
+    old_order, new_order = _destinations(before), _destinations(after)
+    if old_order is not None and new_order is not None:
+        before, after = _mounts_by_destination(before), _mounts_by_destination(after)
+    lines = list(
         difflib.unified_diff(
             json.dumps(before, sort_keys=True, indent=2).splitlines(),
             json.dumps(after, sort_keys=True, indent=2).splitlines(),
@@ -66,6 +74,33 @@ def spec_diff(before: Mapping[str, Any], after: Mapping[str, Any], label: str) -
             lineterm="",
         )
     )
+    if old_order is not None and new_order is not None and old_order != new_order:
+        lines.append(
+            f"@@ mount order: {', '.join(new_order)} (before: {', '.join(old_order) or 'none'}) @@"
+        )
+    return lines
+
+
+def _destinations(spec: Mapping[str, Any]) -> list[str] | None:
+    """The mount destinations in order, or None when they cannot key the mounts."""
+    mounts = spec.get("mounts", [])
+    if not isinstance(mounts, list):
+        return None
+    out = [m.get("destination") for m in mounts if isinstance(m, dict)]
+    if len(out) != len(mounts) or not all(isinstance(d, str) for d in out):
+        return None
+    if len(set(out)) != len(out):
+        return None  # the same destination twice: only the list shows both
+    return out  # type: ignore[return-value]
+
+
+def _mounts_by_destination(spec: Mapping[str, Any]) -> dict[str, Any]:
+    if "mounts" not in spec:
+        return dict(spec)
+    by_destination = {
+        m["destination"]: {k: v for k, v in m.items() if k != "destination"} for m in spec["mounts"]
+    }
+    return {**spec, "mounts": by_destination}
 
 
 def _name(names: Mapping[str, str], obj_id: str | None) -> str:
@@ -95,6 +130,9 @@ def _record_lines(record: EventRecord, names: Mapping[str, str]) -> list[Line]:
         lines.append((f"    {plugin} {verb} {what}{target}", "change"))
     for ctr_id, reason in record.evicted:
         lines.append((f"    evicted {_name(names, ctr_id)}: {reason}", "error"))
+    for ctr_id, reason in record.ignored_evictions:
+        text = f"    eviction of {_name(names, ctr_id)} asked ({reason}): ignored, as runtimes do"
+        lines.append((text, "note"))
     for ctr_id in record.failed_updates:
         lines.append((f"    update of {_name(names, ctr_id)} failed", "error"))
     for ctr_id, (before, after) in record.specs.items():

@@ -4,6 +4,7 @@ A scenario is a YAML document::
 
     name: demo                          # optional; defaults to the file name
     description: what it shows          # optional
+    profile: cri-o                      # optional: behave as containerd (default) or cri-o
     pods:                               # pod definitions, by key
       web:
         name: web-0                     # default: the key
@@ -12,6 +13,8 @@ A scenario is a YAML document::
         labels: {app: web}
         annotations: {example.com/x: "1"}
         runtime_handler: runc
+        netns: /var/run/netns/cni-1     # network namespace path; default: host network
+        ips: [10.244.1.22]              # the pod's IPs
     containers:                         # container definitions, by key
       nginx:
         pod: web                        # key of its pod (required)
@@ -24,6 +27,7 @@ A scenario is a YAML document::
         resources:                      # OCI linux.resources
           cpu: {shares: 1024, quota: 100000, period: 100000, cpus: "0-1"}
           memory: {limit: 268435456}
+        cdi_devices: [vendor.com/gpu=0] # CDI devices asked for (containerd passes the names)
     existing:                           # present before plugins connect (seen in Synchronize)
       pods: [db]                        # (defined like web and nginx above)
       containers: [postgres]
@@ -63,7 +67,6 @@ one :class:`ScenarioError`, each as ``FILE: steps[3].expect.spec[0].path: expect
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
@@ -72,11 +75,12 @@ from typing import Any, Final
 import yaml
 
 from nri.api import api_pb2 as pb
+from nri.mock._checks import CHECK_OPERATORS, Check
+from nri.mock._profiles import PROFILES
 from nri.oci import SpecError, linux_resources_from_oci
 
 __all__ = [
     "ACTIONS",
-    "Check",
     "ContainerDef",
     "Expectation",
     "PodDef",
@@ -87,7 +91,6 @@ __all__ = [
     "parse_scenario",
     "parse_step",
     "parse_yaml",
-    "resolve_pointer",
 ]
 
 POD_ACTIONS: Final = ("run-pod", "update-pod", "stop-pod", "remove-pod")
@@ -100,8 +103,6 @@ CONTAINER_ACTIONS: Final = (
 )
 ACTIONS: Final = (*POD_ACTIONS, *CONTAINER_ACTIONS, "sleep")
 """Every step action, in lifecycle order."""
-
-CHECK_OPERATORS: Final = ("equals", "contains", "matches", "absent")
 
 _FIELD_NAMES: Final = tuple(name for name in pb.Field.DESCRIPTOR.values_by_name if name != "None")
 
@@ -153,6 +154,8 @@ class PodDef:
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     annotations: dict[str, str] = dataclasses.field(default_factory=dict)
     runtime_handler: str = ""
+    netns: str = ""
+    ips: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,43 +171,7 @@ class ContainerDef:
     annotations: dict[str, str] = dataclasses.field(default_factory=dict)
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     resources: dict[str, Any] | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Check:
-    """One check of a value in an OCI spec, addressed by a JSON pointer."""
-
-    path: str
-    operator: str
-    """One of :data:`CHECK_OPERATORS`."""
-    expected: Any
-    where: str = ""
-    """Where the check is written in the scenario, e.g. ``steps[2].expect.spec[0]``."""
-
-    def describe(self) -> str:
-        """The check in words, e.g. ``/process/env contains "FOO=bar"``."""
-        if self.operator == "absent":
-            return f"{self.path} is {'absent' if self.expected else 'present'}"
-        return f"{self.path} {self.operator} {_show(self.expected)}"
-
-    def failure(self, document: Any) -> str | None:
-        """Why ``document`` fails the check, or None if it passes."""
-        found, actual = resolve_pointer(document, self.path)
-        if self.operator == "absent":
-            if found != self.expected:
-                return None
-            return f"it is {_show(actual)}" if found else "it is missing"
-        if not found:
-            return "it is missing"
-        if self.operator == "equals":
-            ok = _same(actual, self.expected)
-        elif self.operator == "matches":
-            if not isinstance(actual, str):
-                return f"it is not a string but {_show(actual)}"
-            ok = re.search(self.expected, actual) is not None
-        else:
-            ok = _contains(actual, self.expected)
-        return None if ok else f"it is {_show(actual)}"
+    cdi_devices: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,56 +221,13 @@ class Scenario:
     name: str
     source: str
     description: str = ""
+    profile: str | None = None
+    """The runtime profile the scenario is written for (``containerd``, ``cri-o``), if any."""
     pods: dict[str, PodDef] = dataclasses.field(default_factory=dict)
     containers: dict[str, ContainerDef] = dataclasses.field(default_factory=dict)
     existing_pods: tuple[str, ...] = ()
     existing_containers: tuple[str, ...] = ()
     steps: tuple[Step, ...] = ()
-
-
-# -- JSON pointers and checks --------------------------------------------------------------
-
-
-def resolve_pointer(document: Any, pointer: str) -> tuple[bool, Any]:
-    """``(True, value)`` at a JSON pointer in ``document``, ``(False, None)`` if nothing is
-    (or ``pointer`` is not one: neither empty nor starting with ``/``)."""
-    if pointer and not pointer.startswith("/"):
-        return False, None
-    value = document
-    for escaped in pointer.split("/")[1:]:
-        token = escaped.replace("~1", "/").replace("~0", "~")
-        if isinstance(value, Mapping) and token in value:
-            value = value[token]
-        elif isinstance(value, list) and token.isdigit() and int(token) < len(value):
-            value = value[int(token)]
-        else:
-            return False, None
-    return True, value
-
-
-def _same(actual: Any, expected: Any) -> bool:
-    if isinstance(actual, bool) or isinstance(expected, bool):
-        return type(actual) is type(expected) and actual == expected
-    return bool(actual == expected)
-
-
-def _contains(actual: Any, expected: Any) -> bool:
-    if isinstance(actual, str):
-        return isinstance(expected, str) and expected in actual
-    if isinstance(actual, list):
-        return any(_same(item, expected) or _subset(expected, item) for item in actual)
-    return _subset(expected, actual)
-
-
-def _subset(part: Any, whole: Any) -> bool:
-    if not isinstance(part, Mapping) or not isinstance(whole, Mapping):
-        return False
-    return all(key in whole and _same(whole[key], value) for key, value in part.items())
-
-
-def _show(value: Any, limit: int = 200) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- validation ----------------------------------------------------------------------------
@@ -472,6 +396,8 @@ _POD_SCHEMA: Final[dict[str, _Parser]] = {
     "labels": _string_map,
     "annotations": _string_map,
     "runtime_handler": _string,
+    "netns": _string,
+    "ips": _string_list,
 }
 _CONTAINER_SCHEMA: Final[dict[str, _Parser]] = {
     "pod": _string,
@@ -482,6 +408,7 @@ _CONTAINER_SCHEMA: Final[dict[str, _Parser]] = {
     "annotations": _string_map,
     "labels": _string_map,
     "resources": _resources,
+    "cdi_devices": _string_list,
 }
 _CHECK_SCHEMA: Final[dict[str, _Parser]] = {
     "path": _pointer,
@@ -687,7 +614,15 @@ def _container(
     return ContainerDef(key=key, **{"name": key, **fields})
 
 
-_TOP_LEVEL: Final = ("name", "description", "pods", "containers", "existing", "steps")
+_TOP_LEVEL: Final = (
+    "name",
+    "description",
+    "profile",
+    "pods",
+    "containers",
+    "existing",
+    "steps",
+)
 
 
 def parse_scenario(document: Any, source: str = "<scenario>") -> Scenario:
@@ -705,6 +640,11 @@ def parse_scenario(document: Any, source: str = "<scenario>") -> Scenario:
             problems.add(str(key), f"unknown key (known keys: {', '.join(_TOP_LEVEL)})")
     name = _string(raw.get("name", Path(source).stem), "name", problems) or ""
     description = _string(raw.get("description", ""), "description", problems) or ""
+    profile = _string(raw.get("profile"), "profile", problems) if "profile" in raw else None
+    if profile is not None and profile not in PROFILES:
+        problems.add(
+            "profile", f"unknown runtime profile {profile!r} (known: {', '.join(PROFILES)})"
+        )
 
     raw_pods = _mapping(raw.get("pods") or {}, "pods", problems) or {}
     raw_containers = _mapping(raw.get("containers") or {}, "containers", problems) or {}
@@ -734,6 +674,7 @@ def parse_scenario(document: Any, source: str = "<scenario>") -> Scenario:
         name=name,
         source=source,
         description=description,
+        profile=profile,
         pods=pods,
         containers=containers,
         existing_pods=existing_pods,

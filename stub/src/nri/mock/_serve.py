@@ -20,14 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nri.api import api_pb2 as pb
-from nri.mock._cli import (
-    EXIT_OK,
-    PluginCommands,
-    StartupError,
-    progress,
-    start_runtime,
-    synchronized,
-)
+from nri.mock._checks import resolve_pointer
+from nri.mock._hosting import PluginLaunchError
 from nri.mock._player import Player
 from nri.mock._render import (
     Line,
@@ -37,14 +31,22 @@ from nri.mock._render import (
     render_step,
     use_color,
 )
-from nri.mock._runtime import MockRuntime, PluginLaunchError
+from nri.mock._runtime import MockRuntime
 from nri.mock._scenario import (
     ScenarioError,
     load_scenario,
     parse_scenario,
     parse_step,
     parse_yaml,
-    resolve_pointer,
+)
+from nri.mock._startup import (
+    EXIT_OK,
+    EXIT_USAGE,
+    PluginCommands,
+    StartupError,
+    progress,
+    start_runtime,
+    synchronized,
 )
 
 __all__ = ["HELP", "Session", "serve"]
@@ -59,6 +61,8 @@ _SIMPLE_STEPS = (
     "sleep",
 )
 WATCH_INTERVAL = 0.1
+PROMPT = "nri> "
+"""The prompt of ``serve`` when stdin is a terminal."""
 
 HELP = """\
 commands (POD and CTR are scenario keys, runtime IDs or names):
@@ -127,8 +131,12 @@ class Session:
         *,
         timeout: float = 10.0,
         commands: PluginCommands | None = None,
+        prompt: str | None = None,
     ) -> None:
         self.runtime = runtime
+        self.prompt = prompt
+        """Shown before each command when reading from a terminal; events then leave out
+        the heading that repeats the command (the terminal shows it already)."""
         self.player = player
         self.out = out
         self.timeout = timeout
@@ -169,7 +177,7 @@ class Session:
         if line in ("quit", "exit"):
             return False
         async with self.lock:
-            self._note_new_events()
+            self.out.print(self._new_events())
             try:
                 await self._dispatch(line)
             except (_CommandError, ScenarioError) as exc:
@@ -222,7 +230,8 @@ class Session:
         result = await self.player.play(parse_step(raw_step, SOURCE, "step"))
         await self.commands.settle()
         result.plugin_output = self.commands.take()
-        self.out.print(render_step(result, self.player.names))
+        lines = render_step(result, self.player.names)
+        self.out.print(lines[1:] if self.prompt is not None else lines)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -275,18 +284,29 @@ class Session:
         if len(argv) != 1:
             raise _CommandError("usage: load FILE")
         scenario = load_scenario(argv[0])
+        if scenario.profile is not None and scenario.profile != self.runtime.profile.name:
+            note = (
+                f"{scenario.name} is written for {scenario.profile}; this runtime behaves as "
+                f"{self.runtime.profile.name} (--profile)"
+            )
+            self.out.print([(note, "note")])
         self.player.define(scenario)
         if scenario.existing_pods or scenario.existing_containers:
-            self.player.add_existing(scenario)
-            self.out.print(
-                [
+            reused = self.player.add_existing(scenario)
+            notes: list[Line] = [
+                (f"{what} exists already: the scenario's steps act on it", "note")
+                for what in reused
+            ]
+            added = len(scenario.existing_pods) + len(scenario.existing_containers)
+            if added > len(reused):
+                notes.append(
                     (
                         "existing pods and containers added; plugins connected already do not see "
                         "them (no Synchronize)",
                         "note",
                     )
-                ]
-            )
+                )
+            self.out.print(notes)
         failed = 0
         for number, step in enumerate(scenario.steps, 1):
             result = await self.player.play(step)
@@ -338,20 +358,19 @@ class Session:
 
     # -- watching ----------------------------------------------------------------------------
 
-    def _note_new_events(self) -> None:
+    def _new_events(self) -> list[Line]:
         plugins = {p.full_name for p in self.runtime.plugins}
         lines: list[Line] = [
             (f"plugin {name} registered", "pass") for name in sorted(plugins - self._known_plugins)
         ]
         self._known_plugins = plugins
-        if lines:
-            self.out.print(lines)
         idle = self.player.since_last("while idle")
         if idle.records:
             idle.plugin_output = self.commands.take()
-            self.out.print(render_step(idle, self.player.names))
+            lines += render_step(idle, self.player.names)
         else:
-            self._print_plugin_output()
+            lines += render_plugin_output(self.commands.take())
+        return lines
 
     async def watch(self) -> None:
         """Print plugin arrivals and departures and unsolicited events while idle."""
@@ -359,18 +378,45 @@ class Session:
             await asyncio.sleep(WATCH_INTERVAL)
             if not self.lock.locked():
                 async with self.lock:
-                    self._note_new_events()
+                    lines = self._new_events()
+                    if not lines:
+                        continue
+                    if self.prompt is None:
+                        self.out.print(lines)
+                        continue
+                    # Waiting at the prompt: end its line, show the events, prompt again.
+                    self.out.print([("", ""), *lines])
+                    self.out.stream.write(self.prompt)
+                    self.out.stream.flush()
 
 
 def _state_name(state: int) -> str:
     return pb.ContainerState.Name(state).removeprefix("CONTAINER_").lower()
 
 
-def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+def _stdin_lines(
+    loop: asyncio.AbstractEventLoop,
+    queue: asyncio.Queue[str | None],
+    prompt: str | None,
+    ready: threading.Event,
+) -> None:
+    """Read stdin in a thread; with a ``prompt``, show it and read one line each time
+    ``ready`` is set (once the previous command is done)."""
+
     # A daemon thread, so that a pending read never keeps the process alive at exit.
     def read() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(queue.put_nowait, line)
+        if prompt is None:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        else:
+            while ready.wait():
+                ready.clear()
+                try:
+                    line = input(prompt)
+                except EOFError:
+                    print(file=sys.stdout, flush=True)  # end the prompt's line
+                    break
+                loop.call_soon_threadsafe(queue.put_nowait, line)
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
     threading.Thread(target=read, name="stdin", daemon=True).start()
@@ -380,7 +426,12 @@ async def _serve(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario) if args.scenario else None
     out = Printer(sys.stdout, color=use_color(args.color, sys.stdout))
     runtime, player, commands = await start_runtime(args, scenario)
-    session = Session(runtime, player, out, timeout=args.timeout, commands=commands)
+    prompt = PROMPT if sys.stdin.isatty() else None
+    if prompt is not None:
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401  (line editing and history for input())
+    session = Session(runtime, player, out, timeout=args.timeout, commands=commands, prompt=prompt)
+    ready = threading.Event()
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     main = asyncio.current_task()
@@ -411,10 +462,12 @@ async def _serve(args: argparse.Namespace) -> int:
         connected.plugin_output = commands.take()
         if connected.records or connected.plugin_output:
             out.print(render_step(connected, player.names))
-        _stdin_lines(loop, queue)
+        _stdin_lines(loop, queue, prompt, ready)
+        ready.set()
         while (line := await queue.get()) is not None:
             if not await session.handle(line):
                 break
+            ready.set()
     except asyncio.CancelledError:
         if not interrupted:
             raise
@@ -436,7 +489,7 @@ def serve(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(args))
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except StartupError as exc:
         progress(str(exc))
         return exc.status

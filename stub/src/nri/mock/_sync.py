@@ -19,15 +19,11 @@ from nri.adaptation import (
     PluginInfo,
     ValidationError,
 )
-from nri.mock._runtime import (
-    EventRecord,
-    LifecycleError,
-    MockContainer,
-    MockPod,
-    MockRuntime,
-    PluginLaunchError,
-    PluginProcess,
-)
+from nri.mock._history import EventRecord
+from nri.mock._hosting import PluginLaunchError, PluginProcess
+from nri.mock._profiles import RuntimeProfile
+from nri.mock._runtime import MockRuntime
+from nri.mock._state import LifecycleError, MockContainer, MockPod, UpdateError
 from nri.oci import SpecError
 from nri.stub import Plugin, Stub
 
@@ -43,6 +39,7 @@ _TOLD_ERRORS = (
     AdaptationError,
     PluginLaunchError,
     LifecycleError,
+    UpdateError,
     SpecError,
     TimeoutError,
     LookupError,
@@ -62,7 +59,10 @@ def _blocking(
         __tracebackhide__ = True
         own_timeout = kwargs.get("timeout")
         extra = float(own_timeout) if isinstance(own_timeout, int | float) else None
-        return self.run_coroutine(method(self.runtime, *args, **kwargs), timeout=extra)
+        coro = method(self.runtime, *args, **kwargs)
+        # Named after the public class, not the base class that defines the method.
+        coro.__qualname__ = f"MockRuntime.{method.__name__}"  # type: ignore[attr-defined]
+        return self.run_coroutine(coro, timeout=extra)
 
     return _named_like(call, method)
 
@@ -102,10 +102,13 @@ class SyncMockRuntime:
     runtime's inner frames and causes. A call that takes longer than its own
     ``timeout`` plus ``call_timeout`` raises TimeoutError instead of hanging::
 
+        from nri.mock import SyncMockRuntime
+
         with SyncMockRuntime() as runtime:
-            runtime.launch_plugin("nri-my-plugin --idx 10")
+            runtime.launch_plugin("nri-ulimit-adjuster --idx 10")
             pod = runtime.run_pod("web")
             ctr = runtime.create_container(pod, "app")
+            assert runtime.last("PostCreateContainer").container_id == ctr.id
 
     Pass a configured :class:`MockRuntime` for other runtime options, e.g.
     ``SyncMockRuntime(MockRuntime(request_timeout=0.5))``. :meth:`launch_plugin` and
@@ -324,6 +327,11 @@ class SyncMockRuntime:
     def processes(self) -> list[PluginProcess]:
         """The plugin commands started by :meth:`launch_plugin`."""
         return self.runtime.processes
+
+    @property
+    def profile(self) -> RuntimeProfile:
+        """The runtime the mock runtime behaves as (``containerd`` or ``cri-o``)."""
+        return self.runtime.profile
 
     @property
     def socket_path(self) -> str:

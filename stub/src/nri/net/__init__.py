@@ -18,7 +18,13 @@ from nri.net._frames import (
     MuxProtocolError,
     encode_frames,
 )
-from nri.net._mux import DEFAULT_READ_QUEUE_LENGTH, Mux, MuxClosedError
+from nri.net._mux import (
+    DEFAULT_MAX_WRITE_BUFFER,
+    DEFAULT_READ_QUEUE_BYTES,
+    DEFAULT_READ_QUEUE_LENGTH,
+    Mux,
+    MuxClosedError,
+)
 from nri.net._socket import (
     PLUGIN_IDX_ENV,
     PLUGIN_NAME_ENV,
@@ -34,6 +40,8 @@ from nri.net._socket import (
 __all__ = [
     "DEFAULT_MAX_FRAME_PAYLOAD",
     "DEFAULT_MAX_READ_PAYLOAD",
+    "DEFAULT_MAX_WRITE_BUFFER",
+    "DEFAULT_READ_QUEUE_BYTES",
     "DEFAULT_READ_QUEUE_LENGTH",
     "FRAME_HEADER_SIZE",
     "MAX_CONN_ID",

@@ -23,17 +23,29 @@ from nri.net._frames import (
     FRAME_HEADER_SIZE,
     MAX_CONN_ID,
     RESERVED_CONN_ID,
+    UPSTREAM_MAX_PAYLOAD,
     FrameDecoder,
     MuxProtocolError,
     encode_frames,
 )
 
-__all__ = ["DEFAULT_READ_QUEUE_LENGTH", "Mux", "MuxClosedError"]
+__all__ = [
+    "DEFAULT_MAX_WRITE_BUFFER",
+    "DEFAULT_READ_QUEUE_BYTES",
+    "DEFAULT_READ_QUEUE_LENGTH",
+    "Mux",
+    "MuxClosedError",
+]
 
 logger = logging.getLogger("nri.net.mux")
 
 #: Frames a virtual connection may hold while its reading is paused (upstream: 256).
 DEFAULT_READ_QUEUE_LENGTH = 256
+#: Bytes a virtual connection may hold while its reading is paused: two of the largest
+#: frames upstream sends (256 frames alone could be 1 GiB).
+DEFAULT_READ_QUEUE_BYTES = 2 * DEFAULT_MAX_READ_PAYLOAD
+#: Unsent bytes on the trunk above which the peer counts as not reading and is dropped.
+DEFAULT_MAX_WRITE_BUFFER = 4 * UPSTREAM_MAX_PAYLOAD
 
 #: Size of the buffer the trunk is read into (one recv_into call reads at most this much).
 _READ_CHUNK = 64 * 1024
@@ -64,7 +76,16 @@ def _peer_pid(sock: socket.socket) -> int | None:
 class _VirtualTransport(asyncio.Transport):
     """The transport of one virtual connection of a :class:`Mux`."""
 
-    __slots__ = ("_closing", "_conn_id", "_drain_pending", "_mux", "_paused", "_protocol", "_queue")
+    __slots__ = (
+        "_closing",
+        "_conn_id",
+        "_drain_pending",
+        "_mux",
+        "_paused",
+        "_protocol",
+        "_queue",
+        "_queued_bytes",
+    )
 
     def __init__(self, mux: Mux, conn_id: int, protocol: asyncio.BaseProtocol) -> None:
         super().__init__()
@@ -75,6 +96,7 @@ class _VirtualTransport(asyncio.Transport):
         self._paused = False
         self._drain_pending = False
         self._queue: collections.deque[bytes] = collections.deque()
+        self._queued_bytes = 0
 
     def __repr__(self) -> str:
         state = "closing" if self._closing else ("paused" if self._paused else "open")
@@ -125,7 +147,8 @@ class _VirtualTransport(asyncio.Transport):
         return self._closing
 
     def pause_reading(self) -> None:
-        """Stop delivering frames; up to the read queue length of them are queued meanwhile."""
+        """Stop delivering frames; up to the read queue's length (and bytes) of them are
+        queued meanwhile, and an overflow closes the trunk."""
         self._paused = True
 
     def resume_reading(self) -> None:
@@ -185,15 +208,21 @@ class _VirtualTransport(asyncio.Transport):
         if self._paused or self._queue:
             if self._closing:
                 return
-            if len(self._queue) >= self._mux._read_queue_length:
-                self._mux._fail(
+            mux = self._mux
+            if (
+                len(self._queue) >= mux._read_queue_length
+                or self._queued_bytes + len(payload) > mux._read_queue_bytes
+            ):
+                mux._fail(
                     MuxProtocolError(
                         f"read queue of mux conn {self._conn_id} overflowed: "
-                        f"{len(self._queue)} frames pending while its reading is paused"
+                        f"{len(self._queue)} frames ({self._queued_bytes} bytes) pending "
+                        "while its reading is paused"
                     )
                 )
                 return
             self._queue.append(payload)
+            self._queued_bytes += len(payload)
             return
         try:
             self._protocol.data_received(payload)
@@ -204,8 +233,10 @@ class _VirtualTransport(asyncio.Transport):
         self._drain_pending = False
         queue = self._queue
         while queue and not self._paused and not self._closing:
+            payload = queue.popleft()
+            self._queued_bytes -= len(payload)
             try:
-                self._protocol.data_received(queue.popleft())
+                self._protocol.data_received(payload)
             except Exception as exc:
                 self._fatal(exc)
                 return
@@ -225,6 +256,7 @@ class _VirtualTransport(asyncio.Transport):
             return
         self._closing = True
         self._queue.clear()
+        self._queued_bytes = 0
         self._mux._loop.call_soon(self._protocol.connection_lost, exc)
 
 
@@ -279,6 +311,8 @@ class Mux:
         max_frame_payload: int = DEFAULT_MAX_FRAME_PAYLOAD,
         max_read_payload: int = DEFAULT_MAX_READ_PAYLOAD,
         read_queue_length: int = DEFAULT_READ_QUEUE_LENGTH,
+        read_queue_bytes: int = DEFAULT_READ_QUEUE_BYTES,
+        max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
         blocked_read: bool = False,
     ) -> None:
         """Create an unattached mux; use :meth:`from_socket` or :meth:`dial` instead."""
@@ -286,10 +320,16 @@ class Mux:
             raise ValueError(f"max_frame_payload must be at least 1, got {max_frame_payload}")
         if read_queue_length < 1:
             raise ValueError(f"read_queue_length must be at least 1, got {read_queue_length}")
+        if read_queue_bytes < 1:
+            raise ValueError(f"read_queue_bytes must be at least 1, got {read_queue_bytes}")
+        if max_write_buffer < 1:
+            raise ValueError(f"max_write_buffer must be at least 1, got {max_write_buffer}")
         self._loop = asyncio.get_running_loop()
         self._decoder = FrameDecoder(max_read_payload)
         self._max_frame_payload = max_frame_payload
         self._read_queue_length = read_queue_length
+        self._read_queue_bytes = read_queue_bytes
+        self._max_write_buffer = max_write_buffer
         self._blocked = blocked_read
         self._transport: asyncio.Transport | None = None
         self._conns: dict[int, _VirtualTransport] = {}
@@ -314,13 +354,17 @@ class Mux:
         max_frame_payload: int = DEFAULT_MAX_FRAME_PAYLOAD,
         max_read_payload: int = DEFAULT_MAX_READ_PAYLOAD,
         read_queue_length: int = DEFAULT_READ_QUEUE_LENGTH,
+        read_queue_bytes: int = DEFAULT_READ_QUEUE_BYTES,
+        max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
         blocked_read: bool = False,
     ) -> Mux:
         """Multiplex an already connected stream socket; the mux takes ownership of it.
 
         ``max_frame_payload`` caps the payload of each frame we send (upstream's Go reader
         needs ≤ 4096), ``max_read_payload`` caps the payload of frames we accept,
-        ``read_queue_length`` bounds each conn's queue while its reading is paused and
+        ``read_queue_length`` and ``read_queue_bytes`` bound each conn's queue while its
+        reading is paused (an overflow closes the trunk), ``max_write_buffer`` drops a peer
+        that leaves more than that many bytes unread, and
         ``blocked_read`` keeps the trunk unread until :meth:`unblock`.
         """
         if sock.type != socket.SOCK_STREAM:
@@ -329,6 +373,8 @@ class Mux:
             max_frame_payload=max_frame_payload,
             max_read_payload=max_read_payload,
             read_queue_length=read_queue_length,
+            read_queue_bytes=read_queue_bytes,
+            max_write_buffer=max_write_buffer,
             blocked_read=blocked_read,
         )
         mux._peer_pid = _peer_pid(sock)
@@ -343,6 +389,8 @@ class Mux:
         max_frame_payload: int = DEFAULT_MAX_FRAME_PAYLOAD,
         max_read_payload: int = DEFAULT_MAX_READ_PAYLOAD,
         read_queue_length: int = DEFAULT_READ_QUEUE_LENGTH,
+        read_queue_bytes: int = DEFAULT_READ_QUEUE_BYTES,
+        max_write_buffer: int = DEFAULT_MAX_WRITE_BUFFER,
         blocked_read: bool = False,
     ) -> Mux:
         """Connect to the unix stream socket at ``path`` and multiplex it.
@@ -374,6 +422,8 @@ class Mux:
                 max_frame_payload=max_frame_payload,
                 max_read_payload=max_read_payload,
                 read_queue_length=read_queue_length,
+                read_queue_bytes=read_queue_bytes,
+                max_write_buffer=max_write_buffer,
                 blocked_read=blocked_read,
             )
         except BaseException:
@@ -472,6 +522,14 @@ class Mux:
             transport.write(_HEADER.pack(conn_id, size) + data)
         else:
             transport.write(encode_frames(conn_id, data, self._max_frame_payload))
+        unsent = transport.get_write_buffer_size()
+        if unsent > self._max_write_buffer:
+            self._fail(
+                MuxProtocolError(
+                    f"peer is not reading: {unsent} bytes unsent on the trunk, "
+                    f"more than {self._max_write_buffer}"
+                )
+            )
 
     def _detach(self, conn: _VirtualTransport) -> None:
         if self._conns.get(conn._conn_id) is conn:

@@ -2,7 +2,19 @@
 
 :class:`SpecGenerator` applies NRI container adjustments and resource updates to an OCI
 spec dict in place; :func:`container_from_spec` and the ``*_from_spec`` helpers describe
-a container's spec to plugins as NRI messages.
+a container's spec to plugins as NRI messages::
+
+    from nri.api import Adjustment
+    from nri.oci import SpecGenerator, container_from_spec
+
+    spec = {"ociVersion": "1.2.0", "process": {"cwd": "/", "args": ["sh"], "env": ["A=1"]}}
+    container = container_from_spec(spec, id="ctr-1", pod_sandbox_id="pod-1", name="app")
+    assert list(container.args) == ["sh"] and list(container.env) == ["A=1"]
+
+    adjust = Adjustment().add_env("B", "2").add_rlimit("RLIMIT_NOFILE", hard=4096, soft=1024)
+    SpecGenerator(spec).adjust(adjust.message)
+    assert spec["process"]["env"] == ["A=1", "B=2"]
+    assert spec["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 1024}]
 """
 
 from nri.oci._convert import (
@@ -35,6 +47,7 @@ from nri.oci._generate import (
     RdtResolver,
     ResourceChecker,
     SpecGenerator,
+    rdt_class_as_clos_id,
     sort_mounts,
 )
 
@@ -60,6 +73,7 @@ __all__ = [
     "mounts_from_spec",
     "namespaces_from_spec",
     "net_devices_from_spec",
+    "rdt_class_as_clos_id",
     "rdt_from_spec",
     "rlimits_from_spec",
     "scheduler_from_spec",

@@ -198,17 +198,20 @@ def hook_to_oci(hook: pb.Hook, where: str) -> dict[str, Any]:
 
 def mount_to_oci(mount: pb.Mount, where: str) -> tuple[dict[str, Any], str]:
     """Convert an NRI mount to an OCI mount; also return its propagation option, if any."""
-    if not mount.destination:
+    # Each read of a protobuf field builds a new Python object: read every field once.
+    destination, kind, source = mount.destination, mount.type, mount.source
+    if not destination:
         raise SpecError(f"{where}.destination", "mount without a destination")
-    out: dict[str, Any] = {"destination": mount.destination}
-    if mount.type:
-        out["type"] = mount.type
-    if mount.source:
-        out["source"] = mount.source
+    out: dict[str, Any] = {"destination": destination}
+    if kind:
+        out["type"] = kind
+    if source:
+        out["source"] = source
     propagation = ""
-    if mount.options:
-        out["options"] = list(mount.options)
-        for opt in mount.options:
+    options = list(mount.options)
+    if options:
+        out["options"] = options
+        for opt in options:
             if opt in _PROPAGATIONS:
                 propagation = opt
     return out, propagation

@@ -39,6 +39,7 @@ __all__ = [
     "RdtResolver",
     "ResourceChecker",
     "SpecGenerator",
+    "rdt_class_as_clos_id",
     "sort_mounts",
 ]
 
@@ -71,6 +72,9 @@ def _marked(key: str) -> tuple[str, bool]:
 
 
 def _mount_depth(destination: str) -> int:
+    d = destination
+    if d.startswith("/") and "//" not in d and "/." not in d and not d.endswith("/"):
+        return d.count("/")  # an already clean absolute path, the common case
     cleaned = posixpath.normpath(destination)
     if cleaned.startswith("//"):
         cleaned = "/" + cleaned.lstrip("/")
@@ -82,9 +86,12 @@ def sort_mounts(mounts: list[dict[str, Any]]) -> None:
 
     Parents thus always precede the mounts nested under them.
     """
-    mounts.sort(
-        key=lambda m: (_mount_depth(str(m.get("destination", ""))), m.get("destination", ""))
-    )
+    mounts.sort(key=_mount_order)
+
+
+def _mount_order(mount: dict[str, Any]) -> tuple[int, Any]:
+    destination = mount.get("destination", "")
+    return _mount_depth(str(destination)), destination
 
 
 class SpecGenerator:
@@ -96,8 +103,9 @@ class SpecGenerator:
         Maps a block I/O class to an OCI ``blockIO`` object. Without one, block I/O
         classes are ignored (upstream's default) with a warning.
     ``rdt_resolver``
-        Maps an RDT class to an OCI ``intelRdt`` object. Without one the class is
-        stored as ``linux.intelRdt.closID`` (the class name is the resctrl group).
+        Maps an RDT class to an OCI ``intelRdt`` object. Without one RDT classes are
+        ignored (upstream's default); :func:`rdt_class_as_clos_id` is the resolver
+        containerd uses (the class name is the resctrl group).
     ``cdi_injector``
         Resolves and injects CDI devices into the spec. Without one, the requested
         names are only recorded in :attr:`cdi_devices` for the runtime to resolve.
@@ -111,6 +119,13 @@ class SpecGenerator:
         host propagations; raise if the host mount does not qualify. Skipped if unset.
 
     Exceptions raised by callbacks that are not :class:`SpecError` are wrapped in one.
+
+    Results match upstream's generator (which containerd and CRI-O use): rlimits are
+    appended, ``rshared``/``rslave`` mounts set the rootfs propagation to ``rshared``/
+    ``rslave``, RDT and block I/O classes need a resolver. Where this generator differs,
+    it rejects what upstream would write into a broken spec (an OOM score adjustment outside
+    [-1000, 1000], an empty key), and it applies every memory field of an adjustment
+    where upstream's applies only the limit (and the swap limit with it).
     """
 
     def __init__(
@@ -274,20 +289,20 @@ class SpecGenerator:
 
         Existing variables keep their position; new ones are appended in order.
         """
-        env = list(env)
-        if not env:
+        pairs = [(kv.key, kv.value) for kv in env]
+        if not pairs:
             return
-        mod: dict[str, pb.KeyValue] = {}
-        for i, kv in enumerate(env):
-            name, _ = _marked(kv.key)
+        mod: dict[str, tuple[str, bool]] = {}  # name -> (value, marked for removal)
+        for i, (key, value) in enumerate(pairs):
+            name, remove = _marked(key)
             if not name or "=" in name:
-                raise SpecError(f"adjustment.env[{i}].key", f"invalid variable name {kv.key!r}")
-            mod[name] = kv
-        if self._peek("process") is None and all(_marked(kv.key)[1] for kv in env):
+                raise SpecError(f"adjustment.env[{i}].key", f"invalid variable name {key!r}")
+            mod[name] = (value, remove)
+        if self._peek("process") is None and all(remove for _, remove in mod.values()):
             return  # only removals and no process: nothing to do
         process = self._obj("process")
         old = self._list(process, "env", "process.env")
-        new: list[str] = []
+        new = _EnvList()
         for i, entry in enumerate(old):
             if not isinstance(entry, str):
                 raise SpecError(f"process.env[{i}]", "expected a string")
@@ -296,13 +311,13 @@ class SpecGenerator:
                 continue  # upstream drops malformed entries when rewriting env
             found = mod.pop(name, None)
             if found is None:
-                _set_env(new, name, value)
-            elif not _marked(found.key)[1]:
-                _set_env(new, name, found.value)
-        for kv in env:
-            if not _marked(kv.key)[1] and kv.key in mod:
-                _set_env(new, kv.key, kv.value)
-        process["env"] = new
+                new.set(name, value)
+            elif not found[1]:
+                new.set(name, found[0])
+        for key, value in pairs:
+            if key in mod and not key.startswith("-"):
+                new.set(key, value)
+        process["env"] = new.entries
 
     def adjust_args(self, args: Iterable[str]) -> None:
         """Replace the process arguments; a leading ``""`` only marks a forced update."""
@@ -350,31 +365,51 @@ class SpecGenerator:
         )
 
     def adjust_devices(self, devices: Iterable[pb.LinuxDevice]) -> None:
-        """Add or replace devices (granting cgroup access), or remove ``"-/dev/x"``."""
+        """Add or replace devices (granting cgroup access), or remove ``"-/dev/x"``.
+
+        In order, each device first removes any device at its path; a device added
+        twice ends up once, at the position of its last addition. Every added device
+        appends an allow rule to ``linux.resources.devices``.
+        """
+        touched: set[str] = set()
+        added: dict[str, dict[str, Any]] = {}  # insertion order = order of last addition
+        rules: list[dict[str, Any]] = []
         for i, d in enumerate(devices):
             where = f"adjustment.linux.devices[{i}]"
             path, remove = _marked(d.path)
             if not path:
                 raise SpecError(f"{where}.path", "device without a path")
-            existing = self._peek("linux")
-            if existing is not None and existing.get("devices") is not None:
-                devs = self._list(existing, "devices", "linux.devices")
-                devs[:] = [x for x in devs if not (isinstance(x, dict) and x.get("path") == path)]
+            touched.add(path)
+            added.pop(path, None)
             if remove:
                 continue
-            oci = device_to_oci(d, where)
-            linux = self._obj("linux")
-            self._list(linux, "devices", "linux.devices").append(oci)
-            rule = {
-                "allow": True,
-                "type": d.type,
-                "major": d.major,
-                "minor": d.minor,
-                "access": device_access(d),
-            }
-            self._list(self._obj("linux.resources"), "devices", "linux.resources.devices").append(
-                rule
+            added[path] = device_to_oci(d, where)
+            rules.append(
+                {
+                    "allow": True,
+                    "type": d.type,
+                    "major": d.major,
+                    "minor": d.minor,
+                    "access": device_access(d),
+                }
             )
+        if not touched:
+            return
+        existing = self._peek("linux")
+        if existing is not None and existing.get("devices") is not None:
+            devs = self._list(existing, "devices", "linux.devices")
+            devs[:] = [
+                x
+                for x in devs
+                if not (
+                    isinstance(x, dict) and isinstance(p := x.get("path"), str) and p in touched
+                )
+            ]
+        if not rules:
+            return
+        # A device added, then removed, keeps its cgroup rule (as upstream).
+        self._list(self._obj("linux"), "devices", "linux.devices").extend(added.values())
+        self._list(self._obj("linux.resources"), "devices", "linux.resources.devices").extend(rules)
 
     def adjust_cgroups_path(self, path: str) -> None:
         """Set ``linux.cgroupsPath`` if ``path`` is not empty."""
@@ -442,6 +477,7 @@ class SpecGenerator:
         if self._sysctl_filter is not None:
             filt = self._sysctl_filter
             items = self._call("adjustment.linux.sysctl", "sysctl filter", lambda: filt(items))
+        current: dict[str, Any] | None = None
         for key, value in sorted(items.items()):
             name, remove = _marked(key)
             if not name:
@@ -451,7 +487,9 @@ class SpecGenerator:
                 if linux is not None and isinstance(linux.get("sysctl"), dict):
                     linux["sysctl"].pop(name, None)
             else:
-                self._obj("linux.sysctl")[name] = value
+                if current is None:
+                    current = self._obj("linux.sysctl")
+                current[name] = value
 
     def adjust_net_devices(self, devices: Mapping[str, pb.LinuxNetDevice]) -> None:
         """Add or replace ``linux.netDevices`` by host interface, or remove ``"-hostif"``."""
@@ -517,15 +555,19 @@ class SpecGenerator:
             ):
                 if m.HasField(field):
                     mem[key] = getattr(m, field).value
-        for i, h in enumerate(r.hugepage_limits):
-            size = check_hugepage_size(h.page_size, f"{where}.hugepage_limits[{i}].page_size")
+        if r.hugepage_limits:
             limits = self._list(res, "hugepageLimits", "linux.resources.hugepageLimits")
-            for x in limits:
-                if isinstance(x, dict) and x.get("pageSize") == size:
-                    x["limit"] = h.limit
-                    break
-            else:
-                limits.append({"pageSize": size, "limit": h.limit})
+            by_size: dict[str, dict[str, Any]] = {}
+            for x in reversed(limits):  # the first entry of a size is the one updated
+                if isinstance(x, dict) and isinstance(x.get("pageSize"), str):
+                    by_size[x["pageSize"]] = x
+            for i, h in enumerate(r.hugepage_limits):
+                size = check_hugepage_size(h.page_size, f"{where}.hugepage_limits[{i}].page_size")
+                found = by_size.get(size)
+                if found is None:
+                    found = by_size[size] = {"pageSize": size, "limit": h.limit}
+                    limits.append(found)
+                found["limit"] = h.limit
         if r.unified:
             unified = _sub(res, "unified", "linux.resources.unified")
             for key, value in sorted(r.unified.items()):
@@ -577,13 +619,16 @@ class SpecGenerator:
             res["blockIO"] = copy.deepcopy(dict(blockio))
 
     def adjust_rdt_class(self, klass: str) -> None:
-        """Set ``linux.intelRdt`` from an RDT class; ``""`` clears it."""
+        """Set ``linux.intelRdt`` from an RDT class; ``""`` clears it.
+
+        Without an RDT resolver the class is ignored, as upstream does; containerd
+        passes :func:`rdt_class_as_clos_id`.
+        """
+        if self._rdt_resolver is None:
+            return
         linux = self._obj("linux")
         if not klass:
             linux.pop("intelRdt", None)
-            return
-        if self._rdt_resolver is None:
-            linux["intelRdt"] = {"closID": klass}
             return
         resolver = self._rdt_resolver
         rdt = self._call(
@@ -616,34 +661,44 @@ class SpecGenerator:
             intel["enableMonitoring"] = rdt.enable_monitoring.value
 
     def adjust_mounts(self, mounts: Iterable[pb.Mount]) -> None:
-        """Add mounts (replacing any at the same destination) or remove ``"-/path"``; sort."""
+        """Add mounts (replacing any at the same destination) or remove ``"-/path"``; sort.
+
+        As upstream, an ``rshared`` mount sets ``linux.rootfsPropagation`` to ``rshared``
+        and an ``rslave`` one sets it to ``rslave`` unless it is ``rshared`` or ``rslave``
+        already (the rootfs must propagate for the mount to).
+        """
         mounts = list(mounts)
         if not mounts:
             return
         current = self._list(self._spec, "mounts", "mounts")
+        for j, x in enumerate(current):
+            if not isinstance(x, dict):
+                raise SpecError(f"mounts[{j}]", "expected an object")
+        touched: set[str] = set()
+        added: dict[str, dict[str, Any]] = {}
         for i, m in enumerate(mounts):
             where = f"adjustment.mounts[{i}]"
             dest, remove = _marked(m.destination)
             if not dest:
                 raise SpecError(f"{where}.destination", "mount without a destination")
-            current[:] = [
-                x for x in current if not (isinstance(x, dict) and x.get("destination") == dest)
-            ]
+            touched.add(dest)
+            added.pop(dest, None)
             if remove:
                 continue
             oci, propagation = mount_to_oci(m, where)
             if propagation == "rshared":
                 self._check_propagation(oci, ("rshared",), where)
-                self._obj("linux")["rootfsPropagation"] = "shared"
+                self._obj("linux")["rootfsPropagation"] = "rshared"
             elif propagation == "rslave":
                 self._check_propagation(oci, ("rshared", "rslave"), where)
                 linux = self._obj("linux")
-                if linux.get("rootfsPropagation") not in ("shared", "rshared", "slave", "rslave"):
-                    linux["rootfsPropagation"] = "slave"
-            current.append(oci)
-        for j, x in enumerate(current):
-            if not isinstance(x, dict):
-                raise SpecError(f"mounts[{j}]", "expected an object")
+                if linux.get("rootfsPropagation") not in ("rshared", "rslave"):
+                    linux["rootfsPropagation"] = "rslave"
+            added[dest] = oci
+        current[:] = [
+            x for x in current if not (isinstance(d := x.get("destination"), str) and d in touched)
+        ]
+        current.extend(added.values())
         sort_mounts(current)
 
     def _check_propagation(
@@ -660,31 +715,51 @@ class SpecGenerator:
         )
 
     def adjust_rlimits(self, rlimits: Iterable[pb.POSIXRlimit]) -> None:
-        """Set POSIX rlimits, replacing any existing limit of the same type."""
+        """Append POSIX rlimits to ``process.rlimits``.
+
+        As upstream's generator (and so containerd and CRI-O) does, a limit is appended
+        even when the spec has one of the same type already: the OCI runtime applies
+        them in order, so the last one of a type wins.
+        """
         rlimits = list(rlimits)
         if not rlimits:
             return
         checked = [
-            (check_rlimit_type(r.type, f"adjustment.rlimits[{i}].type"), r)
+            {
+                "type": check_rlimit_type(r.type, f"adjustment.rlimits[{i}].type"),
+                "hard": r.hard,
+                "soft": r.soft,
+            }
             for i, r in enumerate(rlimits)
         ]
-        current = self._list(self._obj("process"), "rlimits", "process.rlimits")
-        for rtype, r in checked:
-            for x in current:
-                if isinstance(x, dict) and x.get("type") == rtype:
-                    x["hard"], x["soft"] = r.hard, r.soft
-                    break
-            else:
-                current.append({"type": rtype, "hard": r.hard, "soft": r.soft})
+        self._list(self._obj("process"), "rlimits", "process.rlimits").extend(checked)
 
 
-def _set_env(env: list[str], name: str, value: str) -> None:
-    prefix = name + "="
-    for i, entry in enumerate(env):
-        if entry.startswith(prefix):
-            env[i] = prefix + value
-            return
-    env.append(prefix + value)
+class _EnvList:
+    """``NAME=value`` entries where setting a present name replaces it in place."""
+
+    def __init__(self) -> None:
+        self.entries: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def set(self, name: str, value: str) -> None:
+        if not name:
+            return  # as upstream's generator, which ignores a variable without a name
+        at = self._index.get(name)
+        if at is None:
+            self._index[name] = len(self.entries)
+            self.entries.append(f"{name}={value}")
+        else:
+            self.entries[at] = f"{name}={value}"
+
+
+def rdt_class_as_clos_id(klass: str) -> dict[str, Any] | None:
+    """RDT resolver naming the class's resctrl group after it: ``{"closID": klass}``.
+
+    This is what containerd passes to upstream's generator; ``""`` clears
+    ``linux.intelRdt``.
+    """
+    return {"closID": klass} if klass else None
 
 
 def _namespace(ntype: str, path: str) -> dict[str, Any]:

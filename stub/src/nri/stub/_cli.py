@@ -1,35 +1,37 @@
-"""The command line every ``nri-<name>`` plugin shares, and YAML config loading."""
+"""The command line every plugin command shares, and its configuration files.
+
+The parser takes our spellings (``--idx 10``) and those of upstream's Go ``flag`` package
+(``-idx 10``, ``-idx=10``, ``-verbose=false``), so that upstream's manifests carry over.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
-import logging
+import math
 import os
-import signal
 import sys
 import types
 import typing
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nri.api import DEFAULT_SOCKET_PATH, PLUGIN_NAME_ENV_VAR
-from nri.stub._plugin import Plugin
-from nri.stub._stub import RuntimeGoneError, Stub, StubError
+from nri.stub._errors import ConfigError
+from nri.stub._logging import LOG_FORMATS, LOG_LEVELS, parse_log_level
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(plugin)s: %(message)s"
-FILE_LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
-"""Format of plugin output written to a log file (the file names no plugin)."""
+MAX_CONFIG_BYTES = 1 << 20
+"""The largest configuration file a plugin command reads."""
 
-
-class ConfigError(ValueError):
-    """A plugin configuration is malformed; the message names the source and the key."""
+MAX_CONFIG_DEPTH = 64
+"""The deepest nesting of a configuration document."""
 
 
 def _config_path(value: str) -> Path:
@@ -72,26 +74,199 @@ class _HelpFormatter(argparse.HelpFormatter):
             width = _terminal_columns() - 2
         super().__init__(prog, indent_increment, max_help_position, width)
 
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if isinstance(action, _Switch):
+            return ", ".join(action.option_strings)
+        return super()._format_action_invocation(action)
+
+
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def go_bool(value: str) -> bool:
+    """Parse a boolean as Go's ``strconv.ParseBool`` (what ``-flag=value`` takes)."""
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+class _Switch(argparse.Action):
+    """A boolean flag as Go's: ``--flag`` alone, or ``--flag=true|false``.
+
+    Given, it stores ``const`` (``--flag=false``: its opposite); not given, ``default``.
+    """
+
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str,
+        const: Any = True,
+        default: Any = None,
+        help: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("type", switch_value)
+        kwargs.setdefault("metavar", "BOOL")
+        super().__init__(
+            option_strings, dest, nargs="?", const=const, default=default, help=help, **kwargs
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        on = True if values is None else go_bool(str(values))
+        setattr(namespace, self.dest, self.const if on else not self.const)
+
+
+def switch_value(text: str) -> str:
+    """Parse the optional value of a switch; the switch itself checks it."""
+    go_bool(text)
+    return text
+
+
+def number(
+    kind: Callable[[str], N],
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+    unit: str = "",
+) -> Callable[[str], N]:
+    """An argument type for a :class:`~nri.stub.Flag`: a finite ``int`` or ``float`` (the
+    ``kind``), at least ``minimum`` or (``positive``) above 0; ``unit`` names what it
+    counts in errors (``"seconds"``)."""
+    what = f"a number of {unit}" if unit else "a number"
+
+    def convert(text: str) -> N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}")
+        if positive and not value > 0:
+            raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+        if minimum is not None and not value >= minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {text}")
+        return value
+
+    return convert
+
+
+def version_text(distribution: str | None, prog: str) -> str:
+    """``nri-x 1.2.3 (nri 0.1.0)``: the command's distribution and the ``nri`` it runs on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "(not installed)"
+
+    nri = f"nri {of('nri')}"
+    if distribution is None:
+        return f"{prog} ({nri})"
+    if distribution == "nri":
+        return nri
+    return f"{distribution} {of(distribution)} ({nri})"
+
+
+class _Version(argparse.Action):
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str = argparse.SUPPRESS,
+        default: str = argparse.SUPPRESS,
+        distribution: str | None = None,
+        help: str | None = None,
+    ) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+        self.distribution = distribution
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(version_text(self.distribution, parser.prog) + "\n")
+        parser.exit(0)
+
+
+def _log_level(value: str) -> str:
+    try:
+        return parse_log_level(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class PluginArgumentParser(argparse.ArgumentParser):
+    """An argument parser that also takes Go ``flag`` spellings of its long options.
+
+    ``-idx 10`` and ``-idx=10`` mean ``--idx 10``; ``--flag=value`` works as in argparse;
+    switches take ``=true``/``=false``. Arguments after ``--`` are left alone.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse ``args`` (default: ``sys.argv[1:]``) after rewriting Go spellings."""
+        given = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(self.go_spellings(given), namespace)
+
+    def go_spellings(self, args: Sequence[str]) -> list[str]:
+        """``args`` with each single-dash long option written with two dashes."""
+        long_options = {s for s in self._option_string_actions if s.startswith("--")}
+        result: list[str] = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                return result + list(args[i:])
+            single_dash = len(arg) > 2 and arg[0] == "-" and arg[1] != "-"
+            if single_dash and "-" + arg.split("=", 1)[0] in long_options:
+                result.append("-" + arg)
+            else:
+                result.append(arg)
+        return result
+
 
 def argument_parser(
-    prog: str | None = None, description: str | None = None
-) -> argparse.ArgumentParser:
+    prog: str | None = None,
+    description: str | None = None,
+    *,
+    distribution: str | None = None,
+    default_name: str | None = None,
+) -> PluginArgumentParser:
     """An argument parser with the flags shared by every plugin command.
 
-    ``--name``, ``--idx``, ``--socket-path``, ``--config FILE``, ``--log-level`` and
-    ``--reconnect``; add the plugin's own flags to it before parsing.
+    ``--name``, ``--idx``, ``--socket-path``, ``--config FILE``, ``--log-level``,
+    ``--log-format``, ``--reconnect`` and ``--version`` (which reports ``distribution``);
+    add the plugin's own flags to it before parsing. ``default_name`` is only shown in the
+    help: :class:`~nri.stub.Stub` applies it.
     """
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=_HelpFormatter
+    parser = PluginArgumentParser(
+        prog=prog,
+        description=description,
+        formatter_class=_HelpFormatter,
+        epilog="Upstream's flag spellings work as well: -idx 10, -name=NAME, -reconnect=false.",
     )
     group = parser.add_argument_group("NRI plugin options")
-    group.add_argument("--name", help="plugin name (default: from the environment or program)")
-    group.add_argument("--idx", help="plugin index, two digits (default: as for --name)")
+    name_default = repr(default_name) if default_name else "from the environment or program"
+    group.add_argument("--name", help=f"plugin name (default: {name_default})")
+    group.add_argument("--idx", help="plugin index, two digits (default: from the environment)")
     group.add_argument(
         "--socket-path",
         default=DEFAULT_SOCKET_PATH,
         help=f"runtime's NRI socket (default: {DEFAULT_SOCKET_PATH})",
     )
+    # upstream's template and ulimit-adjuster call it -socket
+    group.add_argument("--socket", dest="socket_path", help=argparse.SUPPRESS)
     group.add_argument(
         "--config",
         metavar="FILE",
@@ -101,190 +276,130 @@ def argument_parser(
     group.add_argument(
         "--log-level",
         default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="logging threshold (default: info)",
+        type=_log_level,
+        metavar="LEVEL",
+        help=f"logging threshold, any case: {', '.join(LOG_LEVELS)} (default: info)",
+    )
+    group.add_argument(
+        "--log-format",
+        default="text",
+        choices=LOG_FORMATS,
+        help="log lines for people (text, the default) or collectors (json, logfmt)",
     )
     group.add_argument(
         "--reconnect",
-        action="store_true",
-        help="reconnect with backoff when the runtime goes away instead of exiting",
+        action=_Switch,
+        default=False,
+        help="wait for the runtime's socket at start and reconnect with backoff when the "
+        "runtime goes away, instead of exiting",
+    )
+    group.add_argument(
+        "--version",
+        action=_Version,
+        distribution=distribution,
+        help="print the version of this command and of nri, then exit",
     )
     return parser
-
-
-class _PluginNameFilter(logging.Filter):
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.plugin = name
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "plugin"):
-            record.plugin = self.plugin
-        return True
-
-
-def setup_logging(level: str | int, plugin: str, stream: Any = None) -> None:
-    """Log to stderr with the plugin's name in every record."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.addFilter(_PluginNameFilter(plugin))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper() if isinstance(level, str) else level)
 
 
 def default_plugin_name(args: argparse.Namespace, name: str) -> None:
     """Set ``args.name`` to ``name`` when the command runs as ``python -m package``.
 
-    The program name is then ``__main__.py``, which is no plugin name; ``--name`` and
-    ``NRI_PLUGIN_NAME`` still take precedence.
+    Deprecated: a :class:`~nri.stub.PluginCommand` (or ``Stub(default_name=...)``) defaults
+    the name to the plugin's own name however the command is started.
     """
+    warnings.warn(
+        "default_plugin_name() is deprecated: PluginCommand and Stub(default_name=...) "
+        "default the plugin name",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     if args.name is None and not os.environ.get(PLUGIN_NAME_ENV_VAR):
         program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
         if program in ("", "__main__.py", "-c"):
             args.name = name
 
 
-class LogFile:
-    """Where a plugin's own output logger writes: a file it appends to, or (by default and
-    after ``switch("")``) on to stderr through the root logger :func:`setup_logging` set up.
-    """
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self.logger = logger
-        self._handler: logging.FileHandler | None = None
-
-    def switch(self, path: str) -> None:
-        """Write to ``path`` (appending), or to stderr when empty; the same file is kept open.
-
-        Raises ConfigError when the file cannot be opened; the old output stays then.
-        """
-        current = self._handler.baseFilename if self._handler is not None else ""
-        if path and current == os.path.abspath(path):
-            return
-        handler: logging.FileHandler | None = None
-        if path:
-            try:
-                handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"cannot open log file {path!r}: {exc.strerror or exc}") from exc
-            handler.setFormatter(logging.Formatter(FILE_LOG_FORMAT))
-        self.close()
-        self._handler = handler
-        if handler is not None:
-            self.logger.addHandler(handler)
-            self.logger.propagate = False
-
-    def close(self) -> None:
-        """Close the file, if any, and write to stderr again."""
-        if self._handler is not None:
-            self.logger.removeHandler(self._handler)
-            self._handler.close()
-            self._handler = None
-        self.logger.propagate = True
-
-
-def read_config_file(path: Path) -> str:
-    """Read a plugin config file, turning I/O problems into a ConfigError naming the file."""
+def read_config_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_CONFIG_BYTES) -> str:
+    """The text of a plugin config file; ConfigError naming the file when it cannot be read,
+    is larger than ``max_bytes`` or is not UTF-8."""
     try:
-        return path.read_text()
+        with open(path, "rb") as file:
+            data = file.read(max_bytes + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-
-
-def run(
-    plugin: Plugin | type[Plugin],
-    *,
-    args: argparse.Namespace | None = None,
-    argv: Sequence[str] | None = None,
-) -> int:
-    """Run a plugin as a command: parse the shared flags, log, connect, serve.
-
-    Returns the process exit status: 0 after a clean stop or Shutdown, 1 when the runtime
-    went away or registration failed, 2 for bad flags, identity or configuration (reported
-    before connecting).
-    """
-    if args is None:
-        args = argument_parser().parse_args(argv)
-    instance = plugin() if isinstance(plugin, type) else plugin
-    fallback_name = args.name or type(instance).__name__
-    setup_logging(args.log_level, fallback_name)
-    log = logging.LoggerAdapter(logging.getLogger("nri.stub"), {"plugin": fallback_name})
+    if len(data) > max_bytes:
+        raise ConfigError(f"config file {path}: larger than {max_bytes} bytes")
     try:
-        config = read_config_file(args.config) if args.config is not None else None
-        stub = Stub(
-            instance,
-            name=args.name,
-            idx=args.idx,
-            socket_path=args.socket_path,
-            config=config,
-            reconnect=args.reconnect,
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start})"
+        ) from None
+
+
+def parse_yaml(text: str | bytes, *, source: str) -> Any:
+    """Decode a YAML configuration document with the shared bounds; ConfigError naming
+    ``source`` when it is invalid, too large or too deep."""
+    from nri.decode import DecodeError, load_yaml
+
+    try:
+        return load_yaml(
+            text, source=source, max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_CONFIG_DEPTH
         )
-    except (ConfigError, StubError) as exc:
-        log.error("%s", exc)
-        return 2
-    setup_logging(args.log_level, stub.full_name)
-    try:
-        asyncio.run(_serve(stub))
-    except RuntimeGoneError as exc:
-        stub.log.error("%s", exc)
-        return 1
-    except (StubError, OSError) as exc:
-        stub.log.error("%s", exc)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    return 0
+    except DecodeError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-async def _serve(stub: Stub) -> None:
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    runner = asyncio.create_task(stub.run())
-    stopper = asyncio.create_task(stopping.wait())
-    done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if stopper in done:
-        stub.log.info("stopping on signal")
-        await stub.stop()
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
-        return
-    stopper.cancel()
-    runner.result()
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def config_keys(schema: type[Any]) -> dict[str, str]:
+    """Every YAML key accepted for the fields of dataclass ``schema``, mapped to the field:
+    the field name, its kebab-case and its camelCase spelling (``log_file``, ``log-file``,
+    ``logFile``)."""
+    keys: dict[str, str] = {}
+    for field in dataclasses.fields(schema):
+        for key in (field.name, field.name.replace("_", "-"), _camel(field.name)):
+            keys.setdefault(key, field.name)
+    return keys
 
 
 def load_config(text: str, schema: type[T], *, source: str = "config") -> T:
     """Parse YAML ``text`` into the dataclass ``schema``, checking keys and simple types.
 
-    Empty text gives the dataclass defaults. Unknown keys, a non-mapping document and values
-    of the wrong type raise ConfigError naming ``source`` and the key.
+    Keys may be written as the field name, in kebab case or in camelCase (upstream's
+    spelling). Empty text gives the dataclass defaults. Unknown keys, a non-mapping document
+    and values of the wrong type raise ConfigError naming ``source`` and the key.
     """
+    return load_config_fields(text, schema, source=source)[0]
+
+
+def load_config_fields(text: str, schema: type[T], *, source: str = "config") -> tuple[T, set[str]]:
+    """:func:`load_config`, also returning the names of the fields the document sets."""
     if not dataclasses.is_dataclass(schema):
         raise TypeError(f"{schema!r} is not a dataclass")
-    import yaml  # only plugins with a configuration pay for it
-
-    try:
-        document = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from exc
+    document = parse_yaml(text, source=source) if text.strip() else {}
     if document is None:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: expected a mapping, got {type(document).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    aliases = {name.replace("_", "-"): name for name in fields}
+    keys = config_keys(schema)
     values: dict[str, Any] = {}
     hints = typing.get_type_hints(schema)
     for key, value in document.items():
-        name = aliases.get(str(key), str(key))
-        if name not in fields:
-            known = ", ".join(sorted(aliases))
+        name = keys.get(str(key))
+        if name is None:
+            known = ", ".join(sorted({f.replace("_", "-") for f in keys.values()}))
             raise ConfigError(f"{source}: unknown key {key!r} (known keys: {known})")
+        if name in values:
+            raise ConfigError(f"{source}: {key}: {name} given twice")
         _check_type(f"{source}: {key}", value, hints[name])
         values[name] = value
-    return schema(**values)
+    return schema(**values), set(values)
 
 
 def _check_type(where: str, value: Any, hint: Any) -> None:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from google.protobuf.message import Message
 
 from nri.api import Adjustment, EventMask, Update
 from nri.api import api_pb2 as pb
-
-if TYPE_CHECKING:
-    from nri.stub._stub import Stub
 
 Change: TypeAlias = (
     Adjustment | Update | pb.ContainerAdjustment | pb.ContainerUpdate | pb.ContainerEviction
@@ -29,6 +26,23 @@ Subscription: TypeAlias = EventMask | int | str | None
 or None to keep the subscription derived from the overridden handlers."""
 
 
+class PluginHost(Protocol):
+    """What a plugin sees of the :class:`~nri.stub.Stub` serving it (``Plugin.stub``)."""
+
+    @property
+    def full_name(self) -> str:
+        """The plugin's indexed name, ``NN-name``."""
+        ...
+
+    async def update_containers(
+        self,
+        updates: Iterable[Update | pb.ContainerUpdate],
+        evictions: Iterable[pb.ContainerEviction] = (),
+    ) -> list[pb.ContainerUpdate]:
+        """Send unsolicited updates and evictions; return the updates that failed."""
+        ...
+
+
 class Plugin:
     """Base class of an NRI plugin.
 
@@ -38,14 +52,16 @@ class Plugin:
     return :data:`Changes`: ``None`` for no change, or an :class:`~nri.api.Adjustment`
     (``create_container`` only), :class:`~nri.api.Update` objects for containers, and
     ``ContainerEviction`` messages, alone or in any iterable. Raising an exception fails that
-    one request with the exception's text; the plugin keeps serving.
+    one request with the exception's text; the plugin keeps serving. Raise
+    :class:`~nri.stub.RequestError` or a ValueError for an expected failure (a bad
+    annotation): it is logged on one line; anything else is logged with its traceback.
     """
 
     events: Subscription = None
     """Explicit subscription (e.g. from the plugin's config); None derives it from overrides."""
 
-    stub: Stub | None = None
-    """The stub serving this plugin, set when the stub is created."""
+    stub: PluginHost | None = None
+    """The :class:`~nri.stub.Stub` serving this plugin, set when the stub is created."""
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -235,6 +251,23 @@ EVENT_HANDLERS: tuple[EventHandler, ...] = (
 """Every event-carrying method of the Plugin service (ValidateContainerAdjustment aside)."""
 
 HANDLER_BY_EVENT: dict[int, EventHandler] = {h.event: h for h in EVENT_HANDLERS}
+
+STATE_CHANGE_EVENTS: frozenset[int] = frozenset(
+    {
+        pb.RUN_POD_SANDBOX,
+        pb.POST_UPDATE_POD_SANDBOX,
+        pb.STOP_POD_SANDBOX,
+        pb.REMOVE_POD_SANDBOX,
+        pb.POST_CREATE_CONTAINER,
+        pb.START_CONTAINER,
+        pb.POST_START_CONTAINER,
+        pb.POST_UPDATE_CONTAINER,
+        pb.REMOVE_CONTAINER,
+    }
+)
+"""Events a StateChange request may deliver to a handler, as upstream's stub dispatches them;
+a StateChange for any other event (UpdatePodSandbox, an unknown value) is answered and
+ignored."""
 
 
 def overrides(plugin: Plugin, handler: str) -> bool:

@@ -7,6 +7,7 @@ import inspect
 import logging
 import operator
 import os
+import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -36,9 +37,11 @@ from nri.net import (
     Mux,
     socket_from_env,
 )
+from nri.stub._errors import EXPECTED_ERRORS, RuntimeGoneError, StubError
 from nri.stub._plugin import (
     EVENT_HANDLERS,
     HANDLER_BY_EVENT,
+    STATE_CHANGE_EVENTS,
     EventHandler,
     Plugin,
     Subscription,
@@ -46,35 +49,60 @@ from nri.stub._plugin import (
     overrides,
     sort_changes,
 )
-from nri.ttrpc import Client, ClosedError, Method, Server
+from nri.ttrpc import Client, ClosedError, Code, Method, Server, StatusError
+
+__all__ = ["RuntimeGoneError", "Stub", "StubError", "resolve_identity"]
 
 PLUGIN_SERVICE = "nri.pkg.api.v1alpha1.Plugin"
 RUNTIME_SERVICE = "nri.pkg.api.v1alpha1.Runtime"
 VALID_EVENTS = 0x3FFF
 
 
-class StubError(Exception):
-    """The stub cannot run: bad identity, failed registration, refused configuration."""
-
-
-class RuntimeGoneError(StubError, ConnectionError):
-    """The connection to the runtime was closed (the runtime went away)."""
+# The stub logs every failed handler itself (once, see Stub._failed); the ttRPC server's
+# own line for the same failure would repeat it.
+_TTRPC_LOG = logging.getLogger("nri.stub.ttrpc")
+if _TTRPC_LOG.level == logging.NOTSET:
+    _TTRPC_LOG.setLevel(logging.WARNING)
 
 
 def resolve_identity(
-    name: str | None, idx: str | None, environ: dict[str, str] | None = None
+    name: str | None,
+    idx: str | None,
+    environ: dict[str, str] | None = None,
+    *,
+    default_name: str | None = None,
 ) -> tuple[str, str]:
     """Work out the plugin's (name, idx) as upstream's stub does.
 
     Order: the arguments, then ``NRI_PLUGIN_NAME``/``NRI_PLUGIN_IDX``, then the program name
-    parsed as ``NN-name`` (with only an index known, the program name is the name).
-    Raises StubError naming what is wrong.
+    parsed as ``NN-name``. With only an index known the name is ``default_name`` (a plugin
+    command passes the plugin's own name), else the program name as upstream does.
+
+    Stricter than upstream where upstream silently does something surprising: an empty
+    ``name`` or ``idx`` argument, and a ``name`` argument that itself starts with an index
+    (``10-foo``, which would register as ``10-10-foo``), are errors. Raises StubError naming
+    what is wrong.
     """
     env = os.environ if environ is None else environ
+    try:
+        if name is not None:
+            validate_plugin_name(name)
+            _refuse_indexed_name(name, idx or env.get(PLUGIN_IDX_ENV) or None)
+        if idx is not None:
+            validate_plugin_index(idx)
+    except ValueError as exc:
+        raise StubError(f"invalid plugin identity: {exc}") from exc
     name = name or env.get(PLUGIN_NAME_ENV) or None
     idx = idx or env.get(PLUGIN_IDX_ENV) or None
     program = _program_name()
     try:
+        if idx is None and name is None and default_name is not None:
+            try:
+                idx, name = parse_plugin_name(program)
+            except ValueError:
+                raise StubError(
+                    f"plugin {default_name!r} has no index: pass --idx NN or set {PLUGIN_IDX_ENV}"
+                ) from None
         if idx is None:
             if name is not None:
                 raise StubError(
@@ -89,12 +117,24 @@ def resolve_identity(
                     f"{PLUGIN_NAME_ENV} and {PLUGIN_IDX_ENV}"
                 ) from exc
         elif name is None:
-            name = program
+            name = default_name or program
         validate_plugin_index(idx)
         validate_plugin_name(name)
     except ValueError as exc:
         raise StubError(f"invalid plugin identity: {exc}") from exc
     return name, idx
+
+
+def _refuse_indexed_name(name: str, idx: str | None) -> None:
+    try:
+        prefix, rest = parse_plugin_name(name)
+    except ValueError:
+        return
+    if idx is None:
+        hint = f"give the name {rest!r} and the index {prefix!r} separately"
+    else:
+        hint = f"it would register as {idx}-{name}; give the name {rest!r} alone"
+    raise ValueError(f"plugin name {name!r} starts with an index ({hint})")
 
 
 def _program_name() -> str:
@@ -110,7 +150,9 @@ class Stub:
     The connection is the pre-connected socket the runtime hands over through
     ``NRI_PLUGIN_SOCKET`` when it launched the plugin, otherwise ``socket_path``. With
     ``reconnect`` the stub re-dials with backoff after the runtime goes away, registering and
-    synchronizing again; without it :meth:`run` raises :class:`RuntimeGoneError`.
+    synchronizing again (and at start waits for a socket that is missing or refuses
+    connections); without it :meth:`run` raises :class:`RuntimeGoneError`. The identity is
+    worked out by :func:`resolve_identity` (``default_name``: the plugin's own name).
     """
 
     def __init__(
@@ -126,8 +168,9 @@ class Stub:
         reconnect_max_delay: float = 10.0,
         on_close: Callable[[], None] | None = None,
         environ: dict[str, str] | None = None,
+        default_name: str | None = None,
     ) -> None:
-        self.name, self.idx = resolve_identity(name, idx, environ)
+        self.name, self.idx = resolve_identity(name, idx, environ, default_name=default_name)
         self.plugin = plugin
         self.socket_path = str(socket_path or DEFAULT_SOCKET_PATH)
         self.config = config
@@ -192,6 +235,7 @@ class Stub:
             self.log.info("using the runtime connection handed over in the environment")
             self.reconnect = False
             return await Mux.from_socket(sock)
+        _check_socket(self.socket_path)
         return await Mux.dial(self.socket_path)
 
     async def start(self) -> None:
@@ -242,9 +286,16 @@ class Stub:
             try:
                 await self.start()
             except (StubError, OSError) as exc:
-                if not self.reconnect or self._stopping or self._connection_count == 0:
+                # Before the first connection only a missing or refusing socket is waited
+                # for: the runtime may not be up yet (a DaemonSet pod starting first).
+                waiting = isinstance(exc, FileNotFoundError | ConnectionRefusedError)
+                if not self.reconnect or self._stopping:
                     raise
-                self.log.warning("reconnect failed (%s); retrying in %.1fs", exc, delay)
+                if self._connection_count == 0 and not waiting:
+                    raise
+                self.log.warning(
+                    "connecting to %s failed (%s); retrying in %.1fs", self.socket_path, exc, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max_delay)
                 continue
@@ -354,9 +405,8 @@ class Stub:
         started = time.monotonic()
         try:
             result = getattr(self.plugin, handler)(*args)
-        except Exception:
-            self.log.exception("%s for %s failed", handler, _describe(what))
-            raise
+        except Exception as exc:
+            raise self._failed(handler, what, exc) from exc
         if inspect.isawaitable(result):
             return self._finish(handler, what, started, result, finish)
         self._check_duration(handler, what, started)
@@ -381,11 +431,33 @@ class Stub:
                 self.request_timeout,
             )
             raise
-        except Exception:
-            self.log.exception("%s for %s failed", handler, _describe(what))
-            raise
+        except Exception as exc:
+            raise self._failed(handler, what, exc) from exc
         self._check_duration(handler, what, started)
         return finish(value)
+
+    def _failed(self, handler: str, what: str | Message, exc: Exception) -> StatusError:
+        """Log a failed handler once; return the error that answers the request.
+
+        Expected failures (:data:`EXPECTED_ERRORS`) get one line without traceback, any other
+        exception its traceback. The answer carries the exception's text, as upstream's.
+        """
+        reason = _reason(exc)
+        if isinstance(exc, EXPECTED_ERRORS):
+            if handler != "configure":  # start() reports a refused configuration
+                self.log.error("%s for %s failed: %s", handler, _describe(what), reason)
+        else:
+            self.log.error(
+                "%s for %s raised %s: %s",
+                handler,
+                _describe(what),
+                type(exc).__name__,
+                reason,
+                exc_info=exc,
+            )
+        if isinstance(exc, StatusError):
+            return exc
+        return StatusError(Code.UNKNOWN, reason)
 
     def _check_duration(self, handler: str, what: str | Message, started: float) -> None:
         elapsed = time.monotonic() - started
@@ -424,7 +496,7 @@ class Stub:
                 self.events = self._subscription(wanted if wanted is not None else self.events)
         except Exception as exc:
             if self._configured is not None and not self._configured.done():
-                self._configured.set_exception(StubError(f"configuration failed: {exc}"))
+                self._configured.set_exception(StubError(f"configuration failed: {_reason(exc)}"))
             raise
         self.log.info("subscribing to %s", format_event_mask(self.events))
         if self._configured is not None and not self._configured.done():
@@ -486,8 +558,10 @@ class Stub:
 
     async def _state_change(self, request: Message) -> Message:
         assert isinstance(request, pb.StateChangeEvent)
-        spec = HANDLER_BY_EVENT.get(request.event)
-        if spec is None or spec.changes or not overrides(self.plugin, spec.handler):
+        if request.event not in STATE_CHANGE_EVENTS:
+            return pb.Empty()
+        spec = HANDLER_BY_EVENT[request.event]
+        if not overrides(self.plugin, spec.handler):
             return pb.Empty()
         args = [getattr(request, field) for field in spec.arguments]
         result = await self._call(spec.handler, request, *args)
@@ -501,12 +575,32 @@ class Stub:
         try:
             await self._call("validate_container_adjustment", request, request)
         except Exception as exc:
-            return pb.ValidateContainerAdjustmentResponse(reject=True, reason=str(exc))
+            return pb.ValidateContainerAdjustmentResponse(reject=True, reason=_reason(exc))
         return pb.ValidateContainerAdjustmentResponse()
 
 
 def _unchanged(result: Any) -> Any:
     return result
+
+
+def _reason(exc: BaseException) -> str:
+    """The text a failed request is answered with."""
+    if isinstance(exc, StatusError):
+        return exc.message
+    return str(exc) or type(exc).__name__
+
+
+def _check_socket(path: str) -> None:
+    """Raise StubError when something other than a socket is at ``path``; a missing path is
+    left for the connect to report."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if stat.S_ISSOCK(mode):
+        return
+    kind = "a directory" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode) else None
+    raise StubError(f"{path} is not a socket" + (f" (it is {kind})" if kind else ""))
 
 
 def _describe(request: str | Message) -> str:
@@ -516,7 +610,8 @@ def _describe(request: str | Message) -> str:
     pod = getattr(request, "pod", None)
     container = getattr(request, "container", None)
     if container is not None and container.id:
-        return f"container {container.name or container.id} ({container.id[:12]})"
+        where = f"{pod.namespace}/{pod.name}/" if pod is not None and pod.id else ""
+        return f"container {where}{container.name or container.id} ({container.id[:12]})"
     if pod is not None and pod.id:
         return f"pod {pod.namespace}/{pod.name}"
     return "the runtime"

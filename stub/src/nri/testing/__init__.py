@@ -3,7 +3,10 @@
 :class:`ScriptedRuntime` is the runtime end of the NRI socket, driven by hand from a test:
 it listens on a unix socket, serves the Runtime service on conn 2 (answering RegisterPlugin
 and recording UpdateContainers) and lets the test call the plugin's Plugin service on conn 1.
-Use it for protocol-level end-to-end tests of a plugin process::
+Use it for protocol-level end-to-end tests of a plugin process (in an async test):
+
+.. code-block:: python
+   :class: fragment
 
     async with ScriptedRuntime(tmp_path / "nri.sock") as runtime:
         process = await asyncio.create_subprocess_exec(
@@ -11,6 +14,10 @@ Use it for protocol-level end-to-end tests of a plugin process::
         plugin = await runtime.accept()
         mask = await plugin.handshake()
         reply = await plugin.call("CreateContainer", request, pb.CreateContainerResponse)
+
+:class:`PluginCommandCheck` checks what every plugin command shares (flags, configuration
+file errors, ``--help``, ``--version``, registration against the mock runtime); the pytest
+plugin's ``nri_plugin_command`` fixture makes one.
 """
 
 from __future__ import annotations
@@ -25,13 +32,20 @@ from google.protobuf.message import Message
 
 from nri.api import api_pb2 as pb
 from nri.net import PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN, Mux
+from nri.testing._commands import PluginCommandCheck, Registration, Rejection
 from nri.ttrpc import Client, Method, Server
 
 PLUGIN = "nri.pkg.api.v1alpha1.Plugin"
 RUNTIME = "nri.pkg.api.v1alpha1.Runtime"
 M = TypeVar("M", bound=Message)
 
-__all__ = ["ScriptedPlugin", "ScriptedRuntime"]
+__all__ = [
+    "PluginCommandCheck",
+    "Registration",
+    "Rejection",
+    "ScriptedPlugin",
+    "ScriptedRuntime",
+]
 
 
 class ScriptedPlugin:

@@ -33,10 +33,20 @@ from nri.ttrpc._errors import (
     TtrpcError,
     status_error,
 )
-from nri.ttrpc._server import Handler, Method, Server, current_deadline, serve_unix
+from nri.ttrpc._server import (
+    DEFAULT_MAX_CONCURRENT_REQUESTS,
+    DEFAULT_MAX_UNSENT,
+    Handler,
+    Method,
+    Server,
+    current_deadline,
+    serve_unix,
+)
 
 __all__ = [
+    "DEFAULT_MAX_CONCURRENT_REQUESTS",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_UNSENT",
     "FLAG_NO_DATA",
     "FLAG_REMOTE_CLOSED",
     "FLAG_REMOTE_OPEN",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -32,7 +33,20 @@ from nri.ttrpc._errors import (
     StatusError,
 )
 
-__all__ = ["Handler", "Method", "Server", "current_deadline", "serve_unix"]
+__all__ = [
+    "DEFAULT_MAX_CONCURRENT_REQUESTS",
+    "DEFAULT_MAX_UNSENT",
+    "Handler",
+    "Method",
+    "Server",
+    "current_deadline",
+    "serve_unix",
+]
+
+#: Handlers that may run at once per connection before the server stops reading it.
+DEFAULT_MAX_CONCURRENT_REQUESTS = 64
+#: Bytes of unsent replies on a connection above which the server stops reading it.
+DEFAULT_MAX_UNSENT = 1 << 20
 
 Handler = Callable[[ProtoMessage], Awaitable[ProtoMessage] | ProtoMessage]
 """A unary method: takes the decoded request message, returns the response message (or an
@@ -78,10 +92,28 @@ class Server:
         self,
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+        max_unsent: int = DEFAULT_MAX_UNSENT,
         logger: logging.Logger | None = None,
     ) -> None:
+        """Create a server.
+
+        Per connection, reading stops while ``max_concurrent_requests`` handlers run (or
+        their requests add up to ``max_message_size`` bytes) and while more than
+        ``max_unsent`` bytes of replies wait to be sent, so a peer that floods requests or
+        does not read its replies cannot make the server buffer without bound; the
+        transport then holds what arrives (a mux conn's queue is bounded and overflows).
+        """
         MessageDecoder(max_message_size)  # validates the limit
+        if max_concurrent_requests < 1:
+            raise ValueError(
+                f"max_concurrent_requests must be at least 1, got {max_concurrent_requests}"
+            )
+        if max_unsent < 0:
+            raise ValueError(f"max_unsent must not be negative, got {max_unsent}")
         self._max = max_message_size
+        self._max_concurrent = max_concurrent_requests
+        self._max_unsent = max_unsent
         self._logger = logger or logging.getLogger("nri.ttrpc.server")
         self._services: dict[str, Mapping[str, Method[Any]]] = {}
         self._connections: set[_ServerConnection] = set()
@@ -149,6 +181,10 @@ class _ServerConnection(asyncio.Protocol):
         # is cheaper than an asyncio.timeout per request) and noted in _expired.
         self._deadlines: Deadlines[int] = Deadlines(self._expire)
         self._expired: set[int] = set()
+        # Why reading is paused ("busy": too many handlers, "unsent": peer not reading).
+        self._paused: set[str] = set()
+        self._drain_scheduled = False
+        self._inflight_bytes = 0
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
@@ -176,16 +212,59 @@ class _ServerConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    # -- flow control ----------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is above its high-water mark (see :meth:`_write`)."""
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained below its low-water mark."""
+        self._resume("unsent")
+
+    def _pause(self, reason: str) -> None:
+        if not self._paused and self._transport is not None:
+            self._log.debug("ttrpc: pausing reading (%s)", reason)
+            # A transport without flow control still gets its messages decoded later.
+            with contextlib.suppress(NotImplementedError):
+                self._transport.pause_reading()
+        self._paused.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        if reason not in self._paused:
+            return
+        self._paused.discard(reason)
+        if not self._paused and not self._drain_scheduled and not self._lost:
+            # Not from inside a handler's callback: messages still buffered go first.
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        if self._paused or self._lost or self._transport is None:
+            return
+        self._process()
+        if not self._paused and not self._transport.is_closing():
+            with contextlib.suppress(NotImplementedError):
+                self._transport.resume_reading()
+
+    # -- receiving -------------------------------------------------------------------------
+
     def data_received(self, data: bytes) -> None:
         if self._lost:
             return
         decoder = self._decoder
-        whole = decoder.take_whole(data)
-        if whole is not None:
-            self._received(*whole)
-            return
+        if not self._paused:
+            whole = decoder.take_whole(data)
+            if whole is not None:
+                self._received(*whole)
+                return
         decoder.feed(data)
-        while True:
+        self._process()
+
+    def _process(self) -> None:
+        """Handle the buffered messages until none is left or reading gets paused."""
+        decoder = self._decoder
+        while not self._paused:
             try:
                 msg = decoder.next_message()
             except OversizedInboundMessageError as exc:
@@ -267,11 +346,16 @@ class _ServerConnection(asyncio.Protocol):
         if isinstance(outcome, ProtoMessage) or not inspect.isawaitable(outcome):
             self._respond(sid, req, self._success(req, outcome))
             return
-        task = loop.create_task(self._run(sid=sid, call=req, outcome=outcome, deadline=deadline))
+        task = loop.create_task(
+            self._run(sid=sid, call=req, outcome=outcome, deadline=deadline, size=len(data))
+        )
         if inspect.iscoroutine(outcome):
             # A task cancelled before its first step never awaits the handler's coroutine.
             task.add_done_callback(_closer(outcome))
         self._tasks[sid] = task
+        self._inflight_bytes += len(data)
+        if len(self._tasks) >= server._max_concurrent or self._inflight_bytes >= server._max:
+            self._pause("busy")
         if deadline is not None:
             self._deadlines.add(sid, deadline)
 
@@ -288,6 +372,7 @@ class _ServerConnection(asyncio.Protocol):
         call: ttrpc_pb2.Request,
         outcome: Awaitable[object],
         deadline: float | None,
+        size: int,
     ) -> None:
         try:
             _deadline.set(deadline)
@@ -298,6 +383,11 @@ class _ServerConnection(asyncio.Protocol):
             self._tasks.pop(sid, None)
             self._deadlines.discard(sid)
             self._expired.discard(sid)
+            self._inflight_bytes -= size
+            if len(self._tasks) < self._server._max_concurrent and (
+                self._inflight_bytes < self._server._max or not self._tasks
+            ):
+                self._resume("busy")
 
     async def _await(
         self, sid: int, call: ttrpc_pb2.Request, outcome: Awaitable[object]
@@ -391,6 +481,17 @@ class _ServerConnection(asyncio.Protocol):
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.write(frame)
+            # Above the high-water mark the transport has called pause_writing and will
+            # call resume_writing once drained; past max_unsent stop taking new requests.
+            try:
+                size = transport.get_write_buffer_size()
+                if (
+                    size > self._server._max_unsent
+                    and size > transport.get_write_buffer_limits()[1]
+                ):
+                    self._pause("unsent")
+            except NotImplementedError:
+                pass  # a transport without flow control
 
 
 def _closer(coro: Coroutine[Any, Any, object]) -> Callable[[object], None]:

@@ -1,0 +1,1 @@
+../../../deploy/build/nri_checkout_backend.py
