@@ -70,6 +70,9 @@ class Image:
         script = (
             f"mount --bind {self.rootfs} {self.rootfs} && "
             f"mount -o remount,bind,ro {self.rootfs} && "
+            # a container runtime gives every container its /proc and a read-only /sys
+            f"mount -t proc proc {self.rootfs}/proc && "
+            f"mount --bind /sys {self.rootfs}/sys && mount -o remount,bind,ro {self.rootfs}/sys && "
             f"mount --bind {socket_dir} {self.rootfs}/run/nri && exec {shlex.join(inner)}"
         )
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]

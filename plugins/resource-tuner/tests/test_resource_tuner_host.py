@@ -194,3 +194,16 @@ def test_this_host() -> None:
     assert host.memory > 0
     for cpus in host.cores.values():
         assert len({host.cpu(i).node for i in cpus}) == 1
+
+
+def test_unreadable_host_memory_is_a_description_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nri_resource_tuner._host import HostDescriptionError, HostTopology
+
+    def no_proc() -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/proc/meminfo")
+
+    monkeypatch.setattr(psutil, "virtual_memory", no_proc)
+    with pytest.raises(HostDescriptionError, match="cannot read the host's memory size"):
+        HostTopology.from_host(tmp_path)

@@ -237,7 +237,12 @@ class HostTopology:
             if found:
                 node_memory[node] = int(found.group(1)) * 1024
         if not node_memory:
-            node_memory = {0: int(psutil.virtual_memory().total)}
+            try:
+                node_memory = {0: int(psutil.virtual_memory().total)}
+            except OSError as exc:
+                raise HostDescriptionError(
+                    f"cannot read the host's memory size (no NUMA nodes in {sysfs}): {exc}"
+                ) from exc
         cpus = []
         for cpu_id in sorted(ids):
             topology = cpu_dir / f"cpu{cpu_id}" / "topology"
