@@ -186,12 +186,15 @@ class Invoker:
     async def _abandon(process: asyncio.subprocess.Process) -> None:
         # The group may outlive its leader (a child holding stdout): kill all of it, then
         # close our ends of the pipes even if something outside the group still has them.
+        # Close before waiting: wait() also waits for stdout to reach EOF, which a pipe whose
+        # reading was paused (a flood) never reports.
         _kill_group(process)
-        with contextlib.suppress(ProcessLookupError):
-            await process.wait()
         transport = getattr(process, "_transport", None)
         if transport is not None:
             transport.close()
+        with contextlib.suppress(ProcessLookupError, TimeoutError):
+            async with asyncio.timeout(5):
+                await process.wait()
 
     @staticmethod
     async def _feed(process: asyncio.subprocess.Process, payload: bytes) -> None:
