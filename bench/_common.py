@@ -1,9 +1,18 @@
-"""Shared pieces of the benchmarks: sample messages, percentiles, table printing."""
+"""Shared pieces of the benchmarks: sample messages, percentiles, table printing.
+
+Every table printed with :func:`print_table` is also appended, as one JSON line, to the file
+named by the ``NRI_BENCH_JSON`` environment variable when it is set (``run.py --json FILE``
+sets it and gathers the lines into one JSON document).
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from nri.api import api_pb2 as pb
 
@@ -96,11 +105,30 @@ def summarize(name: str, latencies_s: Sequence[float], wall_s: float) -> dict[st
     }
 
 
+def target_row(
+    benchmark: str, value: float, unit: str, target: str, met: bool, **extra: object
+) -> dict[str, object]:
+    """One row of a benchmark that has a target: the value, the target and whether it is met."""
+    return {
+        "benchmark": benchmark,
+        "value": round(value, 2),
+        "unit": unit,
+        **extra,
+        "target": target,
+        "met": "yes" if met else "NO",
+    }
+
+
 def print_table(title: str, rows: Sequence[dict[str, object]]) -> None:
-    """Print rows of dicts as an aligned table."""
+    """Print rows of dicts as an aligned table (and record them, see the module docstring)."""
     if not rows:
         return
-    columns = list(rows[0])
+    record = os.environ.get("NRI_BENCH_JSON")
+    if record:
+        line = {"script": Path(sys.argv[0]).stem, "title": title, "rows": list(rows)}
+        with open(record, "a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
+    columns = list(dict.fromkeys(c for row in rows for c in row))
     cells = [[_fmt(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     print(f"\n{title}")
@@ -111,6 +139,8 @@ def print_table(title: str, rows: Sequence[dict[str, object]]) -> None:
 
 
 def _fmt(value: object) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float):
         return f"{value:,.1f}"
     if isinstance(value, int):

@@ -41,19 +41,26 @@ async def no_update(updates: list[pb.ContainerUpdate]) -> list[pb.ContainerUpdat
     return []
 
 
-async def measure(plugins: int, count: int) -> dict[str, object]:
+def bench_config(root: Path, plugins: int) -> Config:
+    """An adaptation configuration in ``root`` with ``plugins`` bench plugins installed."""
+    (root / "plugins").mkdir()
+    (root / "conf.d").mkdir()
+    install_plugins(root / "plugins", plugins)
+    return Config(
+        runtime_name="bench",
+        runtime_version="0.1",
+        socket_path=str(root / "nri.sock"),
+        plugin_path=str(root / "plugins"),
+        plugin_config_path=str(root / "conf.d"),
+    )
+
+
+async def create_latencies(plugins: int, count: int) -> tuple[list[float], float]:
+    """Send ``count`` CreateContainer events (after ``count // 10`` to warm up) through an
+    adaptation with ``plugins`` plugin processes; return each event's latency and the wall
+    time, in seconds."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "plugins").mkdir()
-        (root / "conf.d").mkdir()
-        install_plugins(root / "plugins", plugins)
-        config = Config(
-            runtime_name="bench",
-            runtime_version="0.1",
-            socket_path=str(root / "nri.sock"),
-            plugin_path=str(root / "plugins"),
-            plugin_config_path=str(root / "conf.d"),
-        )
+        config = bench_config(Path(tmp), plugins)
         async with Adaptation(config, sync=no_sync, update=no_update) as adaptation:
             await adaptation.wait_for_plugins(plugins, timeout=60)
             template = sample_create_request()
@@ -74,6 +81,11 @@ async def measure(plugins: int, count: int) -> dict[str, object]:
                 latencies.append(clock() - t0)
             wall = clock() - start
             assert len(reply.adjust.env) == plugins, reply
+    return latencies, wall
+
+
+async def measure(plugins: int, count: int) -> dict[str, object]:
+    latencies, wall = await create_latencies(plugins, count)
     row = summarize(f"CreateContainer, {plugins} plugin process(es)", latencies, wall)
     row["upstream_go"] = UPSTREAM.get(plugins, "")
     return row

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,9 @@ SCRIPT = Path(__file__).parent / "plugins" / "bench_plugin.py"
 class Launched:
     """One launched plugin process with the runtime's end of its connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, argv: list[str] | None = None, *, quiet: bool = False) -> None:
+        self.argv = argv or [sys.executable, str(SCRIPT), "--log-level", "warning"]
+        self.quiet = quiet  # drop the plugin's stderr (its "runtime went away" at stop)
         self.registered = asyncio.get_running_loop().create_future()
         self.client = Client()
         self.process: asyncio.subprocess.Process | None = None
@@ -62,9 +65,10 @@ class Launched:
         self.mux.open(RUNTIME_SERVICE_CONN, server.connection())
         started = time.perf_counter()
         self.process = await spawn_with_socket(
-            [sys.executable, str(SCRIPT), "--log-level", "warning"],
+            self.argv,
             peer,
             plugin_environment(name, idx),
+            stderr=subprocess.DEVNULL if self.quiet else None,
         )
         peer.close()
         registered_at = await asyncio.wait_for(self.registered, 30)
@@ -93,6 +97,23 @@ class Launched:
                 await self.process.wait()
 
 
+async def round_trips(plugin: Launched, count: int) -> tuple[list[float], float]:
+    """Send ``count`` CreateContainer calls (after ``count // 10`` to warm up) one after
+    another; return each call's latency and the wall time, in seconds."""
+    request = sample_create_request()
+    call = plugin.client.call
+    for _ in range(count // 10):
+        await call(PLUGIN, "CreateContainer", request, pb.CreateContainerResponse, timeout=2)
+    latencies = []
+    clock = time.perf_counter
+    start = clock()
+    for _ in range(count):
+        t0 = clock()
+        await call(PLUGIN, "CreateContainer", request, pb.CreateContainerResponse, timeout=2)
+        latencies.append(clock() - t0)
+    return latencies, clock() - start
+
+
 async def measure(count: int, spawns: int) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     spawn_times = []
@@ -106,18 +127,7 @@ async def measure(count: int, spawns: int) -> list[dict[str, object]]:
     assert plugin.process is not None
     await asyncio.sleep(1.0)
     idle_rss = psutil.Process(plugin.process.pid).memory_info().rss
-    request = sample_create_request()
-    call = plugin.client.call
-    for _ in range(count // 10):
-        await call(PLUGIN, "CreateContainer", request, pb.CreateContainerResponse, timeout=2)
-    latencies = []
-    clock = time.perf_counter
-    start = clock()
-    for _ in range(count):
-        t0 = clock()
-        await call(PLUGIN, "CreateContainer", request, pb.CreateContainerResponse, timeout=2)
-        latencies.append(clock() - t0)
-    wall = clock() - start
+    latencies, wall = await round_trips(plugin, count)
     await plugin.stop()
 
     row = summarize("stub plugin CreateContainer round trip", latencies, wall)

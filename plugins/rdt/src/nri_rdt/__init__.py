@@ -8,21 +8,27 @@ value syntax and adjustments. See README.md.
 from nri_rdt._plugin import (
     FIELDS,
     RDT_KEY_DOMAIN,
+    Config,
     RdtAnnotationError,
     RdtPlugin,
     RdtSettings,
     build_adjustment,
     go_parse_bool,
+    parse_config,
     parse_rdt,
+    requested_keys,
 )
 
 __all__ = [
     "FIELDS",
     "RDT_KEY_DOMAIN",
+    "Config",
     "RdtAnnotationError",
     "RdtPlugin",
     "RdtSettings",
     "build_adjustment",
     "go_parse_bool",
+    "parse_config",
     "parse_rdt",
+    "requested_keys",
 ]

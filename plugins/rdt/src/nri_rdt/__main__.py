@@ -5,19 +5,21 @@ from __future__ import annotations
 import logging
 
 from nri.stub import Flag, Invocation, PluginCommand
-from nri_rdt._plugin import RdtPlugin
+from nri_rdt._plugin import Config, RdtPlugin, parse_config
 
 
-def _plugin(run: Invocation[None]) -> RdtPlugin:
+def _plugin(run: Invocation[Config]) -> RdtPlugin:
     if run.args.verbose:
         logging.getLogger("nri.rdt").setLevel(logging.DEBUG)
-    return RdtPlugin()
+    return RdtPlugin(run.config, **run.overrides)
 
 
-COMMAND: PluginCommand[None] = PluginCommand(
+COMMAND = PluginCommand(
     name="rdt",
     description="Set containers' Intel RDT settings (closID, schemata, monitoring) from pod "
     "annotations.",
+    config=Config,
+    parse_config=parse_config,
     flags=[Flag("verbose", "log the plugin's decisions at debug level")],
     plugin=_plugin,
 )

@@ -7,23 +7,28 @@ with FIELD one of ``closid`` (a string), ``schemata`` (strings separated by ``,`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from nri.adaptation import go_quote
 from nri.api import Adjustment, pb
-from nri.stub import Plugin
+from nri.stub import Allowlist, Plugin, load_config_with_allowlist
 
 __all__ = [
     "FIELDS",
     "RDT_KEY_DOMAIN",
+    "Config",
     "RdtAnnotationError",
     "RdtPlugin",
     "RdtSettings",
     "build_adjustment",
     "go_parse_bool",
+    "parse_config",
     "parse_rdt",
+    "requested_keys",
 ]
 
 log = logging.getLogger("nri.rdt")
@@ -36,6 +41,19 @@ FIELDS = ("closid", "schemata", "enablemonitoring")
 
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+@dataclass
+class Config:
+    """Configuration of the rdt plugin (YAML); the default is upstream's behaviour."""
+
+    allow: Allowlist = field(default_factory=Allowlist)
+    """Which namespaces and pods may request RDT settings (default: all)."""
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Parse a YAML configuration (``allow`` included); ConfigError naming ``source``."""
+    return load_config_with_allowlist(text, Config, source=source)
 
 
 class RdtAnnotationError(ValueError):
@@ -76,6 +94,12 @@ class RdtSettings:
         )
 
 
+def requested_keys(annotations: Mapping[str, str], container: str) -> list[str]:
+    """The ``*.rdt.noderesource.dev/container.NAME`` keys annotated for ``container``."""
+    suffix = f".{RDT_KEY_DOMAIN}/container.{container}"
+    return sorted(key for key in annotations if key.endswith(suffix))
+
+
 def parse_rdt(annotations: Mapping[str, str], container: str) -> RdtSettings:
     """Collect the RDT settings annotated for ``container``; raises RdtAnnotationError."""
     suffix = f".{RDT_KEY_DOMAIN}/container.{container}"
@@ -113,10 +137,29 @@ def build_adjustment(settings: RdtSettings) -> Adjustment:
 class RdtPlugin(Plugin):
     """Set ``linux.intelRdt`` of created containers from ``*.rdt.noderesource.dev`` keys."""
 
+    def __init__(self, config: Config | None = None, **overrides: Any) -> None:
+        """Create the plugin; ``overrides`` win over any configuration received later."""
+        self.overrides = overrides
+        self.config = dataclasses.replace(config or Config(), **overrides)
+
+    def configure(self, config: str, runtime_name: str, runtime_version: str) -> None:
+        """Take the configuration the runtime (or ``--config``) provides, if any."""
+        if config.strip():
+            parsed = parse_config(config, "rdt configuration")
+            self.config = dataclasses.replace(parsed, **self.overrides)
+
     def create_container(self, pod: pb.PodSandbox, container: pb.Container) -> Adjustment:
-        """Return the annotated RDT settings; an invalid boolean fails the creation."""
+        """Return the annotated RDT settings; an invalid boolean fails the creation.
+
+        A pod outside the ``allow`` list that annotates RDT settings is refused, or gets
+        none (``on-denied: ignore``).
+        """
         where = f"{pod.namespace}/{pod.name}/{container.name}"
         log.debug("%s: create container", where)
+        if not self.config.allow.allows_all:
+            keys = requested_keys(pod.annotations, container.name)
+            if keys and not self.config.allow.check(pod, f"annotation {keys[0]!r}", log):
+                return Adjustment()
         # an RdtAnnotationError (a ValueError) fails the request; the stub logs it
         settings = parse_rdt(pod.annotations, container.name)
         for name in settings.unknown:

@@ -49,14 +49,13 @@ configuration file that cannot be read as UTF-8 text keeps only its plugin from 
 
 from nri.adaptation._adaptation import (
     Adaptation,
-    AdaptationError,
-    Config,
     EvictFn,
     PluginHook,
     ResultHook,
     SyncFn,
     UpdateFn,
 )
+from nri.adaptation._config import AdaptationError, Config
 from nri.adaptation._owners import (
     COMPOUND_FIELDS,
     AdjustmentError,

@@ -7,42 +7,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import errno
 import logging
-import os
 import socket
-import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.message import Message
 
+from nri.adaptation._config import AdaptationError, Config
+from nri.adaptation._listener import accept_connections, open_listener
 from nri.adaptation._output import log_output
-from nri.adaptation._owners import go_quote
+from nri.adaptation._owners import ConflictError, go_quote
 from nri.adaptation._plugin import PluginConnection, PluginError, PluginInfo
+from nri.adaptation._preinstalled import DiscoveredPlugin, discover_plugins, spawn_plugin
 from nri.adaptation._result import CreateResult, StopResult, UpdateResult
-from nri.adaptation._trust import UntrustedPathError, check_directory, check_executable
-from nri.adaptation._validator import DefaultValidator, DefaultValidatorConfig
-from nri.api import (
-    DEFAULT_PLUGIN_CONFIG_PATH,
-    DEFAULT_PLUGIN_PATH,
-    DEFAULT_REGISTRATION_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_SOCKET_PATH,
-    InvalidPluginIndexError,
-    InvalidPluginNameError,
-    parse_plugin_name,
-)
+from nri.adaptation._synclock import SyncLock
+from nri.adaptation._validator import DefaultValidator
 from nri.api import api_pb2 as pb
-from nri.net import plugin_environment, socketpair, spawn_with_socket
-from nri.ttrpc import DEFAULT_MAX_MESSAGE_SIZE, Code, StatusError
+from nri.ttrpc import Code, StatusError
+
+if TYPE_CHECKING:
+    from nri.metrics._observer import AdaptationObserver
 
 __all__ = [
     "Adaptation",
-    "AdaptationError",
-    "Config",
     "EvictFn",
     "PluginHook",
     "ResultHook",
@@ -70,146 +59,9 @@ the replies to CreateContainer, UpdateContainer or StopContainer were merged."""
 
 M = TypeVar("M", bound=Message)
 
-_MAX_UNIX_PATH = 107
-# accept() errors that pass: fd or memory exhaustion, a connection aborted before accept.
-_TRANSIENT_ACCEPT_ERRORS = frozenset(
-    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO}
-)
-_ACCEPT_BACKOFF_MIN = 0.005
-_ACCEPT_BACKOFF_MAX = 1.0
 CREATE_CONTAINER = "CreateContainer"
 UPDATE_CONTAINER = "UpdateContainer"
 STOP_CONTAINER = "StopContainer"
-
-
-class AdaptationError(Exception):
-    """The adaptation cannot start or was misused (bad configuration, socket in use, ...)."""
-
-
-@dataclasses.dataclass
-class Config:
-    """Settings of an :class:`Adaptation`, with upstream's defaults."""
-
-    runtime_name: str = ""
-    runtime_version: str = ""
-    socket_path: str = DEFAULT_SOCKET_PATH
-    plugin_path: str = DEFAULT_PLUGIN_PATH
-    plugin_config_path: str = DEFAULT_PLUGIN_CONFIG_PATH
-    disable_connections: bool = False
-    registration_timeout: float = DEFAULT_REGISTRATION_TIMEOUT
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
-    default_validator: DefaultValidatorConfig | None = None
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    """Largest ttRPC message sent to plugins; Synchronize is split to fit (4 MiB as upstream)."""
-    max_unregistered_connections: int = 16
-    """Connections on ``socket_path`` being registered at once; further ones wait in the
-    listen backlog until one of them is registered or closed. (Upstream handles one at a
-    time.)"""
-
-    def check(self) -> None:
-        """Raise AdaptationError naming the first invalid setting."""
-        for field in ("registration_timeout", "request_timeout"):
-            value = getattr(self, field)
-            if not value > 0:
-                raise AdaptationError(f"Config.{field} must be positive, got {value!r}")
-        if self.max_unregistered_connections < 1:
-            raise AdaptationError(
-                "Config.max_unregistered_connections must be at least 1, "
-                f"got {self.max_unregistered_connections}"
-            )
-        if self.max_message_size < 1024:
-            raise AdaptationError(
-                f"Config.max_message_size must be at least 1024, got {self.max_message_size}"
-            )
-        if not self.disable_connections:
-            if not self.socket_path:
-                raise AdaptationError("Config.socket_path is empty")
-            if len(os.fsencode(self.socket_path)) > _MAX_UNIX_PATH:
-                raise AdaptationError(
-                    f"Config.socket_path {self.socket_path!r} is too long for a unix socket "
-                    f"(at most {_MAX_UNIX_PATH} bytes)"
-                )
-
-
-@dataclasses.dataclass
-class _Discovered:
-    idx: str
-    base: str
-    path: str
-    config: str
-
-
-class _ConfigFileError(Exception):
-    """A plugin's drop-in configuration file exists but cannot be used."""
-
-
-def _read_config_file(path: str, limit: int) -> str:
-    """Read a drop-in configuration file: a regular file of UTF-8 text, at most ``limit``
-    bytes. FileNotFoundError if absent, _ConfigFileError naming the file otherwise."""
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise _ConfigFileError(f"cannot open configuration file {path}: {exc.strerror}") from exc
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise _ConfigFileError(f"configuration file {path} is not a regular file")
-    with os.fdopen(fd, "rb") as f:
-        if st.st_size > limit:
-            raise _ConfigFileError(
-                f"configuration file {path} is larger than {limit} bytes ({st.st_size})"
-            )
-        try:
-            data = f.read(limit + 1)
-        except OSError as exc:
-            raise _ConfigFileError(
-                f"cannot read configuration file {path}: {exc.strerror}"
-            ) from exc
-    if len(data) > limit:
-        raise _ConfigFileError(f"configuration file {path} is larger than {limit} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _ConfigFileError(
-            f"configuration file {path} is not valid UTF-8 "
-            f"(byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from exc
-
-
-class _SyncLock:
-    """Readers-writer lock: plugin synchronization (writer) vs. runtime blocks (readers)."""
-
-    def __init__(self) -> None:
-        self._cond = asyncio.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[None]:
-        async with self._cond:
-            await self._cond.wait_for(lambda: not self._writer)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            async with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[None]:
-        async with self._cond:
-            await self._cond.wait_for(lambda: not self._writer and self._readers == 0)
-            self._writer = True
-        try:
-            yield
-        finally:
-            async with self._cond:
-                self._writer = False
-                self._cond.notify_all()
 
 
 class Adaptation:
@@ -224,6 +76,9 @@ class Adaptation:
     Events and unsolicited container updates are serialized, as upstream: a plugin that
     calls UpdateContainers from inside one of its event handlers waits until that event
     is over, so its handler runs into the request timeout.
+
+    ``metrics`` (:class:`nri.metrics.AdaptationMetrics`) is told of every request to a
+    plugin, registrations, closes, conflicts, validation refusals and unsolicited updates.
     """
 
     def __init__(
@@ -236,6 +91,7 @@ class Adaptation:
         on_plugin_registered: PluginHook | None = None,
         on_plugin_closed: PluginHook | None = None,
         on_result: ResultHook | None = None,
+        metrics: AdaptationObserver | None = None,
     ) -> None:
         if sync is None:
             raise AdaptationError("failed to create NRI adaptation: no sync function")
@@ -249,13 +105,15 @@ class Adaptation:
         self._on_registered = on_plugin_registered
         self._on_closed = on_plugin_closed
         self._on_result = on_result
+        # Told of plugin requests, registrations and conflicts (nri.metrics), if given.
+        self._metrics = metrics
         validator = config.default_validator
         # Upstream only starts its builtin default validator plugin when it is enabled.
         self._default_validator = (
             DefaultValidator(validator) if validator is not None and validator.enable else None
         )
         self._lock = asyncio.Lock()
-        self._sync_lock = _SyncLock()
+        self._sync_lock = SyncLock()
         self._plugins: list[PluginConnection] = []
         self._connections: set[PluginConnection] = set()
         # Live connections by the NN-name they registered as (or were launched as).
@@ -380,62 +238,6 @@ class Adaptation:
 
     # -- pre-installed plugins ---------------------------------------------------------------
 
-    def _discover(self) -> list[_Discovered]:
-        path = self.config.plugin_path
-        try:
-            entries = sorted(os.scandir(path), key=lambda e: e.name)
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise AdaptationError(f"failed to discover plugins in {path}: {exc}") from exc
-        try:
-            check_directory(path)
-        except (OSError, UntrustedPathError) as exc:
-            logger.error("refusing to launch any plugin from %s: %s", path, exc)
-            return []
-        found = []
-        for entry in entries:
-            try:
-                st = entry.stat()
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
-                continue
-            try:
-                idx, base = parse_plugin_name(entry.name)
-            except (InvalidPluginNameError, InvalidPluginIndexError) as exc:
-                logger.warning(
-                    "skipping %s in plugin directory %s: not named NN-name (%s)",
-                    entry.name,
-                    path,
-                    exc,
-                )
-                continue
-            try:
-                check_executable(entry.path)
-            except (OSError, UntrustedPathError) as exc:
-                logger.warning("refusing to launch plugin %s: %s", entry.path, exc)
-                continue
-            try:
-                config = self._plugin_config(idx, base)
-            except _ConfigFileError as exc:
-                logger.warning("skipping plugin %s: %s", entry.name, exc)
-                continue
-            logger.info("discovered plugin %s", entry.name)
-            found.append(_Discovered(idx, base, entry.path, config))
-        return found
-
-    def _plugin_config(self, idx: str, base: str) -> str:
-        """The drop-in configuration of a plugin, ``""`` if none; _ConfigFileError if the
-        file cannot be used (it then only keeps that plugin from starting)."""
-        for name in (f"{idx}-{base}.conf", f"{base}.conf"):
-            path = os.path.join(self.config.plugin_config_path, name)
-            try:
-                return _read_config_file(path, self.config.max_message_size)
-            except FileNotFoundError:
-                continue
-        return ""
-
     def _new_plugin(self, **kwargs: object) -> PluginConnection:
         plugin = PluginConnection(
             registration_timeout=self.config.registration_timeout,
@@ -444,6 +246,7 @@ class Adaptation:
             on_update=self._plugin_update,
             on_close=self._plugin_closed,
             on_register=self._claim_name,
+            observer=self._metrics,
             **kwargs,  # type: ignore[arg-type]
         )
         self._connections.add(plugin)
@@ -459,27 +262,13 @@ class Adaptation:
             )
         self._names[name] = plugin
 
-    async def _launch(self, found: _Discovered) -> PluginConnection | None:
-        name = f"{found.idx}-{found.base}"
+    async def _launch(self, found: DiscoveredPlugin) -> PluginConnection | None:
+        name = found.name
         logger.info("starting pre-installed NRI plugin %s...", name)
-        local, peer = socketpair()
-        try:
-            try:
-                # Nothing of the runtime's own stdio: output goes to our log, line by line.
-                process = await spawn_with_socket(
-                    [found.path],
-                    peer,
-                    plugin_environment(found.base, found.idx),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
-                )
-            finally:
-                peer.close()
-        except OSError as exc:
-            local.close()
-            logger.warning("failed to launch pre-installed NRI plugin %s: %s", name, exc)
+        spawned = await spawn_plugin(found)
+        if spawned is None:
             return None
+        process, local = spawned
         plugin = self._new_plugin(
             idx=found.idx, base=found.base, config=found.config, process=process
         )
@@ -510,7 +299,7 @@ class Adaptation:
         plugin.close()
 
     async def _start_plugins(self) -> None:
-        found = self._discover()
+        found = discover_plugins(self.config)
         launched = await asyncio.gather(*(self._launch(f) for f in found))
         plugins = [p for p in launched if p is not None]
         if not plugins:
@@ -556,6 +345,8 @@ class Adaptation:
         for i, p in enumerate(self._plugins, 1):
             logger.info("  #%d: %s (%s)", i, p.name, p.qualified_name)
         self._changed.set()
+        if self._metrics is not None:
+            self._metrics.plugin_registered(plugin.name)
         if self._on_registered is not None:
             self._hook(self._on_registered, plugin)
 
@@ -573,6 +364,8 @@ class Adaptation:
             self._plugins = [p for p in self._plugins if p is not plugin]
             logger.info("removed plugin %s", plugin.name)
             self._changed.set()
+            if self._metrics is not None:
+                self._metrics.plugin_closed(plugin.name)
             if self._on_closed is not None:
                 self._hook(self._on_closed, plugin)
         if not plugin.external and not self._stopping:
@@ -586,31 +379,16 @@ class Adaptation:
         if self.config.disable_connections:
             logger.info("connection from external plugins disabled")
             return
-        path = self.config.socket_path
-        parent = os.path.dirname(path) or "."
-        try:
-            # As upstream: MkdirAll(dir, 0700). An existing directory must be ours alone,
-            # or someone else could swap the socket under the plugins.
-            _make_dirs(parent, 0o700)
-            check_directory(parent)
-        except (OSError, UntrustedPathError) as exc:
-            raise AdaptationError(f"failed to create socket {path!r}: {exc}") from exc
-        await _remove_stale_socket(path)
-        try:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-            try:
-                sock.bind(path)
-                # Owner-only before listen(): nobody else can connect in between.
-                os.chmod(path, 0o600)
-                sock.listen(128)
-                sock.setblocking(False)
-            except BaseException:
-                sock.close()
-                raise
-        except OSError as exc:
-            raise AdaptationError(f"failed to create socket {path!r}: {exc}") from exc
+        sock = await open_listener(self.config.socket_path)
         self._listener = sock
-        self._accept_task = asyncio.create_task(self._accept(sock))
+        self._accept_task = asyncio.create_task(
+            accept_connections(
+                sock,
+                self._handle_connection,
+                max_pending=self.config.max_unregistered_connections,
+                spawn=self._spawn,
+            )
+        )
 
     def _stop_listener(self) -> None:
         if self._accept_task is not None:
@@ -620,39 +398,11 @@ class Adaptation:
             self._listener.close()
             self._listener = None
 
-    async def _accept(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        slots = asyncio.Semaphore(self.config.max_unregistered_connections)
-        delay = 0.0
-        while True:
-            await slots.acquire()
-            try:
-                conn, _ = await loop.sock_accept(listener)
-            except OSError as exc:
-                slots.release()
-                if exc.errno not in _TRANSIENT_ACCEPT_ERRORS:
-                    logger.info("stopped accepting plugin connections (%s)", exc)
-                    return
-                # Out of fds or memory, for now: back off and retry (as Go's net/http).
-                if not delay:
-                    logger.warning(
-                        "accepting plugin connections failed (%s); retrying with back-off", exc
-                    )
-                delay = min(max(2 * delay, _ACCEPT_BACKOFF_MIN), _ACCEPT_BACKOFF_MAX)
-                await asyncio.sleep(delay)
-                continue
-            if delay:
-                logger.info("accepting plugin connections again")
-                delay = 0.0
-            self._spawn(self._handle_connection(conn, slots))
-
-    async def _handle_connection(self, conn: socket.socket, slots: asyncio.Semaphore) -> None:
+    async def _handle_connection(self, conn: socket.socket) -> None:
         try:
             await self.connect_plugin(conn)
         except AdaptationError as exc:
             logger.error("%s", exc)
-        finally:
-            slots.release()
 
     async def connect_plugin(self, conn: socket.socket, *, pid: int | None = None) -> PluginInfo:
         """Serve an external plugin on an already connected socket until it is registered.
@@ -778,7 +528,7 @@ class Adaptation:
                     pb.CREATE_CONTAINER, CREATE_CONTAINER, request, pb.CreateContainerResponse
                 )
                 if reply is not None:
-                    result.apply(plugin.name, reply)
+                    self._apply(CREATE_CONTAINER, result, plugin.name, reply)
             response = result.response()
             self._report(CREATE_CONTAINER, result)
             validators = [
@@ -831,7 +581,7 @@ class Adaptation:
                     pb.UPDATE_CONTAINER, UPDATE_CONTAINER, request, pb.UpdateContainerResponse
                 )
                 if reply is not None:
-                    result.apply(plugin.name, reply)
+                    self._apply(UPDATE_CONTAINER, result, plugin.name, reply)
             self._report(UPDATE_CONTAINER, result)
             return result.response()
 
@@ -853,9 +603,19 @@ class Adaptation:
                     pb.STOP_CONTAINER, STOP_CONTAINER, request, pb.StopContainerResponse
                 )
                 if reply is not None:
-                    result.apply(plugin.name, reply)
+                    self._apply(STOP_CONTAINER, result, plugin.name, reply)
             self._report(STOP_CONTAINER, result)
             return result.response()
+
+    def _apply(
+        self, event: str, result: CreateResult | UpdateResult | StopResult, plugin: str, reply: Any
+    ) -> None:
+        try:
+            result.apply(plugin, reply)
+        except ConflictError:
+            if self._metrics is not None:
+                self._metrics.conflict(plugin, event)
+            raise
 
     def _report(self, event: str, result: CreateResult | UpdateResult | StopResult) -> None:
         if self._on_result is None:
@@ -870,62 +630,3 @@ class Adaptation:
         await self._relay(
             pb.REMOVE_CONTAINER, "RemoveContainer", request, pb.RemoveContainerResponse
         )
-
-
-def _make_dirs(path: str, mode: int) -> None:
-    """Create ``path`` and its missing parents, each with ``mode`` (as Go's MkdirAll;
-    ``os.makedirs`` gives the parents the umask's default)."""
-    if os.path.isdir(path):
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    if parent != path:
-        _make_dirs(parent, mode)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, mode)
-
-
-_FILE_KINDS = {
-    stat.S_IFREG: "regular file",
-    stat.S_IFDIR: "directory",
-    stat.S_IFLNK: "symbolic link",
-    stat.S_IFIFO: "named pipe",
-    stat.S_IFCHR: "character device",
-    stat.S_IFBLK: "block device",
-}
-
-
-async def _remove_stale_socket(path: str) -> None:
-    """Remove a leftover socket file; refuse one that something still accepts on."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise AdaptationError(f"failed to create socket {path!r}: {exc}") from exc
-    if not stat.S_ISSOCK(st.st_mode):
-        # Upstream removes whatever is there; never remove (or follow) what is not a socket.
-        kind = _FILE_KINDS.get(stat.S_IFMT(st.st_mode), "special file")
-        raise AdaptationError(
-            f"failed to create socket {path!r}: the path exists and is not a socket "
-            f"(it is a {kind}); remove it or choose another socket path"
-        )
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    probe.setblocking(False)
-    try:
-        async with asyncio.timeout(1.0):
-            await asyncio.get_running_loop().sock_connect(probe, path)
-    except (OSError, TimeoutError) as exc:
-        if isinstance(exc, OSError) and exc.errno not in (
-            errno.ECONNREFUSED,
-            errno.ENOENT,
-        ):
-            logger.warning("probing existing socket %s failed (%s); replacing it", path, exc)
-    else:
-        raise AdaptationError(
-            f"socket {path!r} is in use: another process accepts connections on it"
-        )
-    finally:
-        probe.close()
-    logger.info("removing stale NRI socket %s", path)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)

@@ -12,8 +12,9 @@ import contextlib
 import dataclasses
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.message import Message
 
@@ -36,12 +37,16 @@ from nri.ttrpc import (
     ClosedError,
     Code,
     DeadlineExceededError,
+    Interceptor,
     Method,
     OversizedMessageError,
     ProtocolError,
     Server,
     StatusError,
 )
+
+if TYPE_CHECKING:
+    from nri.metrics._observer import PluginObserver
 
 __all__ = [
     "PLUGIN_SERVICE",
@@ -145,7 +150,15 @@ class PluginConnection:
         on_update: UpdateHandler,
         on_close: Callable[[PluginConnection], None],
         on_register: Callable[[PluginConnection, str, str], None] | None = None,
+        client_interceptors: Sequence[Interceptor] = (),
+        server_interceptors: Sequence[Interceptor] = (),
+        observer: PluginObserver | None = None,
     ) -> None:
+        # Told of every request's latency and outcome (nri.metrics), if given.
+        self._observer = observer
+        # Interceptors (nri.ttrpc) around calls to the plugin and the plugin's requests.
+        self._client_interceptors = tuple(client_interceptors)
+        self._server_interceptors = tuple(server_interceptors)
         self.idx = idx
         self.base = base
         self.config = config
@@ -213,8 +226,13 @@ class PluginConnection:
         mux = await Mux.from_socket(sock, blocked_read=True)
         if self.external:
             self.pid = mux.peer_pid
-        client = Client(max_message_size=self.max_message_size)
-        server = Server(logger=logging.getLogger("nri.adaptation.ttrpc"))
+        client = Client(
+            max_message_size=self.max_message_size, interceptors=self._client_interceptors
+        )
+        server = Server(
+            logger=logging.getLogger("nri.adaptation.ttrpc"),
+            interceptors=self._server_interceptors,
+        )
         server.register(
             RUNTIME_SERVICE,
             {
@@ -318,6 +336,8 @@ class PluginConnection:
     ) -> pb.UpdateContainersResponse:
         await self.check_synchronized("UpdateContainers")
         logger.info("plugin %s requested container updates", self.name)
+        if self._observer is not None:
+            self._observer.unsolicited_update(self.name, len(request.evict))
         failed = await self._on_update(self, request)
         return pb.UpdateContainersResponse(failed=failed)
 
@@ -440,13 +460,26 @@ class PluginConnection:
     ) -> M:
         if self._client is None or self._closed:
             raise ClosedError(f"connection to plugin {self.name} is closed")
-        return await self._client.call(
+        call = self._client.call(
             PLUGIN_SERVICE,
             method,
             request,
             response_type,
             timeout=self.request_timeout if timeout is None else timeout,
         )
+        if self._observer is None:
+            return await call
+        started, error = time.monotonic(), None
+        try:
+            return await call
+        except (DeadlineExceededError, TimeoutError):
+            error = "timeout"
+            raise
+        except BaseException:
+            error = "error"
+            raise
+        finally:
+            self._observer.request_done(self.name, method, time.monotonic() - started, error)
 
     async def event(
         self, event: int, method: str, request: Message, response_type: type[M]
@@ -511,8 +544,13 @@ class PluginConnection:
             if is_fatal_error(exc):
                 logger.error("closing plugin %s, failed to validate request: %s", self.name, exc)
                 self.close()
+            if self._observer is not None:
+                self._observer.validation_refused(self.name)
             return ValidationError(f"validator plugin {self.name} failed: {exc}", plugin=self.name)
-        return validation_result(self.name, reply)
+        refusal = validation_result(self.name, reply)
+        if refusal is not None and self._observer is not None:
+            self._observer.validation_refused(self.name)
+        return refusal
 
     # -- shutdown ----------------------------------------------------------------------------
 

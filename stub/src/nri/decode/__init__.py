@@ -79,6 +79,7 @@ from nri.decode._base import (
     MAX_DEPTH,
     DecodeError,
 )
+from nri.decode._files import TextFileError, read_text_file
 from nri.decode._gofmt import go_float_string
 from nri.decode._json import JsonNumber, load_json
 from nri.decode._typed import (
@@ -118,6 +119,7 @@ __all__ = [
     "Slice",
     "Str",
     "Struct",
+    "TextFileError",
     "describe",
     "from_json",
     "from_yaml",
@@ -126,6 +128,7 @@ __all__ = [
     "load_annotation",
     "load_json",
     "load_yaml",
+    "read_text_file",
     "unmarshal_json",
     "unmarshal_yaml",
 ]

@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from nri.metrics import parse_address
 from nri.mock._player import RunResult
 from nri.mock._profiles import PROFILES
 from nri.mock._render import (
@@ -109,6 +110,12 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         metavar="SECONDS",
         help="how long to wait for each plugin to register (default: 10)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics of the runtime's plugin calls at "
+        "http://HOST:PORT/metrics (needs the extra nri[metrics])",
     )
     parser.add_argument(
         "--color",
@@ -227,6 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.external_plugin and not args.socket:
         progress("--external-plugin needs --socket PATH: the command must know where to connect")
         return EXIT_USAGE
+    if args.metrics_address is not None:
+        try:
+            parse_address(args.metrics_address)
+        except ValueError as exc:
+            progress(str(exc))
+            return EXIT_USAGE
     if args.wait_for is not None:
         try:
             parse_wait_for(args.wait_for)

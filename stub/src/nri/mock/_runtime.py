@@ -17,7 +17,7 @@ import tempfile
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nri.adaptation import (
     Adaptation,
@@ -39,6 +39,9 @@ from nri.mock._lifecycle import Lifecycle
 from nri.mock._profiles import CONTAINERD, RuntimeProfile
 from nri.stub import Plugin, Stub
 
+if TYPE_CHECKING:
+    from nri.metrics import AdaptationObserver
+
 __all__ = ["MockRuntime"]
 
 
@@ -52,6 +55,7 @@ class MockRuntime(Lifecycle):
     updates to the stored specs with :class:`~nri.oci.SpecGenerator`. Unsolicited updates
     from plugins are applied too; evictions are recorded, and acted on (the containers
     stopped and removed) only with ``act_on_evictions``, as real runtimes ignore them.
+    ``metrics`` (e.g. :class:`nri.metrics.AdaptationMetrics`) observes the adaptation.
     Every event is recorded in :attr:`history` with who changed what and the specs before
     and after::
 
@@ -87,6 +91,7 @@ class MockRuntime(Lifecycle):
         disable_connections: bool = False,
         profile: str | RuntimeProfile = CONTAINERD,
         act_on_evictions: bool = False,
+        metrics: AdaptationObserver | None = None,
     ) -> None:
         super().__init__(profile)
         self.act_on_evictions = act_on_evictions
@@ -129,6 +134,7 @@ class MockRuntime(Lifecycle):
             on_result=self._on_result,
             on_plugin_registered=self._plugin_registered,
             on_plugin_closed=self._plugin_closed,
+            metrics=metrics,
         )
         self._host = PluginHost(self.adaptation)
         self.processes: list[PluginProcess] = self._host.processes

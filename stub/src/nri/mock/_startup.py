@@ -18,6 +18,7 @@ from typing import TextIO
 
 from nri.adaptation import AdaptationError
 from nri.api import parse_plugin_name
+from nri.metrics import AdaptationMetrics, metrics_endpoint
 from nri.mock._hosting import (
     PluginLaunchError,
     PluginProcess,
@@ -214,7 +215,14 @@ async def start_runtime(
     listen or a plugin does not come up; the message names the plugin and the timeout.
     """
     profile = args.profile or (scenario.profile if scenario is not None else None) or "containerd"
+    metrics = None
+    if getattr(args, "metrics_address", None) is not None:
+        try:
+            metrics, _ = metrics_endpoint(AdaptationMetrics, args.metrics_address)
+        except ValueError as exc:
+            raise StartupError(EXIT_USAGE, str(exc)) from None
     runtime = MockRuntime(
+        metrics=metrics,
         profile=profile,
         socket_path=args.socket,
         plugin_path=args.plugin_dir,

@@ -294,6 +294,12 @@ def argument_parser(
         "runtime goes away, instead of exiting",
     )
     group.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics of the plugin's handlers at http://HOST:PORT/metrics "
+        "(needs the extra nri[metrics])",
+    )
+    group.add_argument(
         "--version",
         action=_Version,
         distribution=distribution,
@@ -322,21 +328,13 @@ def default_plugin_name(args: argparse.Namespace, name: str) -> None:
 
 def read_config_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_CONFIG_BYTES) -> str:
     """The text of a plugin config file; ConfigError naming the file when it cannot be read,
-    is larger than ``max_bytes`` or is not UTF-8."""
+    is not a regular file, is larger than ``max_bytes`` or is not UTF-8."""
+    from nri.decode import TextFileError, read_text_file
+
     try:
-        with open(path, "rb") as file:
-            data = file.read(max_bytes + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    if len(data) > max_bytes:
-        raise ConfigError(f"config file {path}: larger than {max_bytes} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"config file {path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-            f"{exc.start})"
-        ) from None
+        return read_text_file(path, max_bytes=max_bytes, what="config file")
+    except TextFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_yaml(text: str | bytes, *, source: str) -> Any:

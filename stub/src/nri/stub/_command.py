@@ -240,6 +240,11 @@ def _stubs(
         "reconnect": args.reconnect,
         "default_name": default_name,
     }
+    if getattr(args, "metrics_address", None) is not None:
+        # Imported here: a plugin without --metrics-address never needs it at start-up.
+        from nri.metrics import PluginMetrics, metrics_endpoint
+
+        common["observer"], _ = metrics_endpoint(PluginMetrics, args.metrics_address)
     if isinstance(made, Plugin):
         return [Stub(made, idx=args.idx, **common)]
     if args.idx is not None:

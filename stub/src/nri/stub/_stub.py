@@ -11,7 +11,7 @@ import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import Message
 
@@ -49,7 +49,10 @@ from nri.stub._plugin import (
     overrides,
     sort_changes,
 )
-from nri.ttrpc import Client, ClosedError, Code, Method, Server, StatusError
+from nri.ttrpc import Client, ClosedError, Code, Interceptor, Method, Server, StatusError
+
+if TYPE_CHECKING:
+    from nri.metrics._observer import StubObserver
 
 __all__ = ["RuntimeGoneError", "Stub", "StubError", "resolve_identity"]
 
@@ -153,6 +156,11 @@ class Stub:
     synchronizing again (and at start waits for a socket that is missing or refuses
     connections); without it :meth:`run` raises :class:`RuntimeGoneError`. The identity is
     worked out by :func:`resolve_identity` (``default_name``: the plugin's own name).
+    ``server_interceptors`` and ``client_interceptors`` (:data:`nri.ttrpc.Interceptor`) run
+    around the runtime's requests and the stub's own calls, e.g. to continue the runtime's
+    trace with :func:`nri.ttrpc.server_trace_interceptor`. ``observer``
+    (:class:`nri.metrics.PluginMetrics`) is told of handler latencies and failures, connects
+    and reconnects.
     """
 
     def __init__(
@@ -169,7 +177,14 @@ class Stub:
         on_close: Callable[[], None] | None = None,
         environ: dict[str, str] | None = None,
         default_name: str | None = None,
+        server_interceptors: Sequence[Interceptor] = (),
+        client_interceptors: Sequence[Interceptor] = (),
+        observer: StubObserver | None = None,
     ) -> None:
+        # Told of handler latencies, connects and reconnects (nri.metrics), if given.
+        self._observer = observer
+        self._server_interceptors = tuple(server_interceptors)
+        self._client_interceptors = tuple(client_interceptors)
         self.name, self.idx = resolve_identity(name, idx, environ, default_name=default_name)
         self.plugin = plugin
         self.socket_path = str(socket_path or DEFAULT_SOCKET_PATH)
@@ -244,9 +259,11 @@ class Stub:
         mux = await self._connect()
         self._connection_count += 1
         self._configured = loop.create_future()
-        server = Server(logger=logging.getLogger("nri.stub.ttrpc"))
+        server = Server(
+            logger=logging.getLogger("nri.stub.ttrpc"), interceptors=self._server_interceptors
+        )
         server.register(PLUGIN_SERVICE, self._methods())
-        client = Client()
+        client = Client(interceptors=self._client_interceptors)
         mux.open(PLUGIN_SERVICE_CONN, server.connection())
         mux.open(RUNTIME_SERVICE_CONN, client)
         mux.add_close_callback(self._connection_lost)
@@ -275,6 +292,8 @@ class Stub:
             await self._close()
             raise StubError(f"failed to register plugin {self.full_name}: {exc}") from exc
         self.log.info("plugin %s started", self.full_name)
+        if self._observer is not None:
+            self._observer.connected(self.full_name, True)
 
     async def run(self) -> None:
         """Serve the runtime until :meth:`stop`, a Shutdown request or connection loss.
@@ -311,6 +330,8 @@ class Stub:
                     "went away"
                 )
             self.log.warning("runtime went away; reconnecting to %s", self.socket_path)
+            if self._observer is not None:
+                self._observer.reconnect(self.full_name)
 
     def _mux_reason(self) -> str:
         reason = self._mux.close_reason if self._mux is not None else None
@@ -337,6 +358,8 @@ class Stub:
         if self._configured is not None and not self._configured.done():
             self._configured.set_exception(ClosedError(f"connection closed: {exc}"))
             self._configured.exception()  # reported by start(); avoid "never retrieved"
+        if self._observer is not None:
+            self._observer.connected(self.full_name, False)
         if self._stopping:
             return
         self.log.info("connection to the runtime lost: %s", exc or "closed by peer")
@@ -406,6 +429,9 @@ class Stub:
         try:
             result = getattr(self.plugin, handler)(*args)
         except Exception as exc:
+            if self._observer is not None:
+                elapsed = time.monotonic() - started
+                self._observer.handler_done(self.full_name, handler, elapsed, True)
             raise self._failed(handler, what, exc) from exc
         if inspect.isawaitable(result):
             return self._finish(handler, what, started, result, finish)
@@ -432,6 +458,9 @@ class Stub:
             )
             raise
         except Exception as exc:
+            if self._observer is not None:
+                elapsed = time.monotonic() - started
+                self._observer.handler_done(self.full_name, handler, elapsed, True)
             raise self._failed(handler, what, exc) from exc
         self._check_duration(handler, what, started)
         return finish(value)
@@ -461,6 +490,8 @@ class Stub:
 
     def _check_duration(self, handler: str, what: str | Message, started: float) -> None:
         elapsed = time.monotonic() - started
+        if self._observer is not None:
+            self._observer.handler_done(self.full_name, handler, elapsed, False)
         if elapsed > self.request_timeout:
             self.log.warning(
                 "%s for %s took %.3fs, longer than the runtime's request timeout of %gs",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TypeVar, cast
 
 from google.protobuf.message import DecodeError
@@ -29,6 +30,8 @@ from nri.ttrpc._errors import (
     TtrpcError,
     status_error,
 )
+from nri.ttrpc._interceptors import CallInfo, Interceptor, chain_interceptors
+from nri.ttrpc._metadata import Metadata
 
 __all__ = ["Client", "connect_unix"]
 
@@ -41,10 +44,17 @@ class Client(asyncio.Protocol):
     """Client side of one ttRPC connection.
 
     Use it as the protocol of any stream transport (a unix socket, or a virtual
-    connection of the NRI multiplexer); then :meth:`call` concurrently.
+    connection of the NRI multiplexer); then :meth:`call` concurrently. ``interceptors``
+    run around every call, the first one outermost (see :data:`~nri.ttrpc.Interceptor`).
     """
 
-    def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        interceptors: Sequence[Interceptor] = (),
+    ) -> None:
+        self._interceptors = tuple(interceptors)
         self._decoder = MessageDecoder(max_message_size)
         self._max = max_message_size
         self._transport: asyncio.Transport | None = None
@@ -139,8 +149,12 @@ class Client(asyncio.Protocol):
         response_type: type[M],
         *,
         timeout: float | None = None,  # noqa: ASYNC109 (also sent on the wire)
+        metadata: Metadata | None = None,
     ) -> M:
         """Call ``service``/``method`` with ``request``; return the decoded response.
+
+        ``metadata`` is sent in the request envelope (the client's interceptors get a copy
+        they may change).
 
         ``timeout`` (seconds) is sent to the server as the request's remaining time and
         enforced locally with :class:`DeadlineExceededError`. A non-OK status raises
@@ -148,6 +162,36 @@ class Client(asyncio.Protocol):
         request over the size limit raises :class:`OversizedMessageError` before
         anything is written.
         """
+        if not self._interceptors:
+            return await self._invoke(
+                service, method, request, response_type, timeout=timeout, metadata=metadata
+            )
+
+        async def final(request: ProtoMessage, metadata: Metadata) -> ProtoMessage:
+            return await self._invoke(
+                service, method, request, response_type, timeout=timeout, metadata=metadata
+            )
+
+        call = chain_interceptors(self._interceptors, CallInfo(service, method), final)
+        md = Metadata() if metadata is None else metadata.copy()
+        result = await call(request, md)
+        if not isinstance(result, response_type):
+            raise TypeError(
+                f"an interceptor of {service}/{method} returned {type(result).__name__}, "
+                f"not {response_type.__name__}"
+            )
+        return result
+
+    async def _invoke(
+        self,
+        service: str,
+        method: str,
+        request: ProtoMessage,
+        response_type: type[M],
+        *,
+        timeout: float | None,  # noqa: ASYNC109
+        metadata: Metadata | None,
+    ) -> M:
         if self._closed_reason is not None:
             raise ClosedError(self._closed_reason)
         transport = self._transport
@@ -166,7 +210,13 @@ class Client(asyncio.Protocol):
         frame = encode_message(
             stream_id,
             MessageType.REQUEST,
-            encode_request(service, method, request.SerializeToString(), timeout_nano=timeout_nano),
+            encode_request(
+                service,
+                method,
+                request.SerializeToString(),
+                timeout_nano=timeout_nano,
+                metadata=metadata.items() if metadata else (),
+            ),
             max_message_size=self._max,
         )
         self._next_id = stream_id + 2
@@ -215,10 +265,15 @@ class Client(asyncio.Protocol):
                 fut.set_exception(ClosedError(reason))
 
 
-async def connect_unix(path: str, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> Client:
+async def connect_unix(
+    path: str,
+    *,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
     """Connect a :class:`Client` to the ttRPC server listening on unix socket ``path``."""
     loop = asyncio.get_running_loop()
     _, client = await loop.create_unix_connection(
-        lambda: Client(max_message_size=max_message_size), path
+        lambda: Client(max_message_size=max_message_size, interceptors=interceptors), path
     )
     return client

@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 
 from nri.ttrpc import ttrpc_pb2
 from nri.ttrpc._errors import OversizedInboundMessageError, OversizedMessageError, ProtocolError
+from nri.ttrpc._metadata import Metadata
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -34,6 +35,7 @@ __all__ = [
     "encode_message",
     "encode_request",
     "encode_response",
+    "request_metadata",
 ]
 
 logger = logging.getLogger("nri.ttrpc.codec")
@@ -221,7 +223,11 @@ def encode_request(
     timeout_nano: int = 0,
     metadata: Iterable[tuple[str, str]] = (),
 ) -> bytes:
-    """Serialize a ttRPC ``Request`` envelope (``timeout_nano`` 0 means no deadline)."""
+    """Serialize a ttRPC ``Request`` envelope (``timeout_nano`` 0 means no deadline).
+
+    ``metadata`` is (key, value) pairs, e.g. :meth:`Metadata.items`, written in order as
+    the repeated ``KeyValue`` field 5.
+    """
     req = ttrpc_pb2.Request(
         service=service, method=method, payload=payload, timeout_nano=timeout_nano
     )
@@ -238,6 +244,11 @@ def decode_request(data: bytes) -> ttrpc_pb2.Request:
     except DecodeError as exc:
         raise ProtocolError(f"cannot decode ttrpc Request ({len(data)} bytes): {exc}") from exc
     return req
+
+
+def request_metadata(req: ttrpc_pb2.Request) -> Metadata:
+    """The metadata of a decoded ``Request`` (keys lowercased, values in wire order)."""
+    return Metadata((kv.key, kv.value) for kv in req.metadata)
 
 
 def encode_response(status_code: int, message: str, payload: bytes) -> bytes:

@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, cast
@@ -23,6 +23,7 @@ from nri.ttrpc._codec import (
     decode_request,
     encode_message,
     encode_response,
+    request_metadata,
 )
 from nri.ttrpc._deadlines import Deadlines
 from nri.ttrpc._errors import (
@@ -32,6 +33,8 @@ from nri.ttrpc._errors import (
     ProtocolError,
     StatusError,
 )
+from nri.ttrpc._interceptors import CallInfo, Interceptor, chain_interceptors
+from nri.ttrpc._metadata import Metadata
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENT_REQUESTS",
@@ -40,6 +43,7 @@ __all__ = [
     "Method",
     "Server",
     "current_deadline",
+    "current_metadata",
     "serve_unix",
 ]
 
@@ -57,9 +61,23 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 
 
+_metadata: contextvars.ContextVar[Metadata | None] = contextvars.ContextVar(
+    "nri_ttrpc_metadata", default=None
+)
+
+
 def current_deadline() -> float | None:
     """Deadline of the request being handled, in event-loop time (``None``: no deadline)."""
     return _deadline.get()
+
+
+def current_metadata() -> Metadata:
+    """Metadata of the request being handled (empty outside a handler or when none was sent).
+
+    It is the handler's own copy: changing it affects nothing else.
+    """
+    md = _metadata.get()
+    return Metadata() if md is None else md
 
 
 ReqT = TypeVar("ReqT", bound=ProtoMessage)
@@ -95,8 +113,12 @@ class Server:
         max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
         max_unsent: int = DEFAULT_MAX_UNSENT,
         logger: logging.Logger | None = None,
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
         """Create a server.
+
+        ``interceptors`` run around every handler, the first one outermost (see
+        :data:`~nri.ttrpc.Interceptor`); with any, every handler runs in its own task.
 
         Per connection, reading stops while ``max_concurrent_requests`` handlers run (or
         their requests add up to ``max_message_size`` bytes) and while more than
@@ -115,6 +137,7 @@ class Server:
         self._max_concurrent = max_concurrent_requests
         self._max_unsent = max_unsent
         self._logger = logger or logging.getLogger("nri.ttrpc.server")
+        self._interceptors = tuple(interceptors)
         self._services: dict[str, Mapping[str, Method[Any]]] = {}
         self._connections: set[_ServerConnection] = set()
         self._listeners: list[asyncio.Server] = []
@@ -331,9 +354,16 @@ class _ServerConnection(asyncio.Protocol):
         deadline = None
         if req.timeout_nano:
             deadline = loop.time() + req.timeout_nano / 1e9
+        metadata = request_metadata(req) if req.metadata else None
         token = _deadline.set(deadline)
+        md_token = _metadata.set(metadata)
         try:
-            outcome = method.handler(request)
+            if server._interceptors:
+                outcome: object = _intercepted(
+                    server._interceptors, req, method.handler, request, metadata
+                )
+            else:
+                outcome = method.handler(request)
         except asyncio.CancelledError:
             self._log.warning("ttrpc: %s/%s was cancelled", req.service, req.method)
             self._respond(sid, req, (Code.CANCELLED, "context canceled", b""))
@@ -342,12 +372,20 @@ class _ServerConnection(asyncio.Protocol):
             self._respond(sid, req, self._failure(req, exc))
             return
         finally:
+            _metadata.reset(md_token)
             _deadline.reset(token)
         if isinstance(outcome, ProtoMessage) or not inspect.isawaitable(outcome):
             self._respond(sid, req, self._success(req, outcome))
             return
         task = loop.create_task(
-            self._run(sid=sid, call=req, outcome=outcome, deadline=deadline, size=len(data))
+            self._run(
+                sid=sid,
+                call=req,
+                outcome=outcome,
+                deadline=deadline,
+                metadata=metadata,
+                size=len(data),
+            )
         )
         if inspect.iscoroutine(outcome):
             # A task cancelled before its first step never awaits the handler's coroutine.
@@ -372,10 +410,12 @@ class _ServerConnection(asyncio.Protocol):
         call: ttrpc_pb2.Request,
         outcome: Awaitable[object],
         deadline: float | None,
+        metadata: Metadata | None,
         size: int,
     ) -> None:
         try:
             _deadline.set(deadline)
+            _metadata.set(metadata)
             answer = await self._await(sid, call, outcome)
             if not self._lost:
                 self._respond(sid, call, answer)
@@ -492,6 +532,26 @@ class _ServerConnection(asyncio.Protocol):
                     self._pause("unsent")
             except NotImplementedError:
                 pass  # a transport without flow control
+
+
+async def _intercepted(
+    interceptors: Sequence[Interceptor],
+    req: ttrpc_pb2.Request,
+    handler: Callable[[Any], Awaitable[ProtoMessage] | ProtoMessage],
+    request: ProtoMessage,
+    metadata: Metadata | None,
+) -> ProtoMessage:
+    """Run ``handler`` through the server's interceptors."""
+
+    async def final(request: ProtoMessage, metadata: Metadata) -> ProtoMessage:
+        _metadata.set(metadata)
+        outcome = handler(request)
+        if not isinstance(outcome, ProtoMessage) and inspect.isawaitable(outcome):
+            return await outcome
+        return outcome  # anything but a message is refused by _success
+
+    call = chain_interceptors(interceptors, CallInfo(req.service, req.method), final)
+    return await call(request, Metadata() if metadata is None else metadata)
 
 
 def _closer(coro: Coroutine[Any, Any, object]) -> Callable[[object], None]:
