@@ -1,8 +1,10 @@
 """Adaptation overhead: CreateContainer through the runtime adaptation with one plugin,
 against the same plugin's bare round trip (bench_stub.py's minimal runtime peer), in one run.
 
-Both sides use bench/plugins/bench_plugin.py and the same request; the two are measured in
-alternating rounds so both see the same machine load, and the ratio is of the pooled p50s.
+Both sides use bench/plugins/bench_plugin.py and a fresh copy of the same request per call
+(made before each block of calls, not timed). Both plugin processes run side by side and are
+measured in short alternating blocks of calls, so both see the same machine load even when it
+changes within the run; the ratio is of the pooled p50s.
 """
 
 from __future__ import annotations
@@ -10,34 +12,91 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import percentile, print_table, target_row
-from bench_adaptation import create_latencies
-from bench_stub import Launched, round_trips
+from _common import percentile, print_table, sample_create_request, target_row
+from bench_adaptation import bench_config, no_sync, no_update
+from bench_stub import PLUGIN, Launched
+
+from nri.adaptation import Adaptation
+from nri.api import api_pb2 as pb
 
 TARGET_RATIO = 1.3
 
 
-async def bare_latencies(count: int) -> list[float]:
-    """Latencies (seconds) of ``count`` bare CreateContainer round trips to one plugin."""
-    plugin = Launched(quiet=True)
-    try:
-        await plugin.start()
-        latencies, _ = await round_trips(plugin, count)
-    finally:
-        await plugin.stop()
+def fresh_requests(
+    template: pb.CreateContainerRequest, first: int, count: int
+) -> list[pb.CreateContainerRequest]:
+    """``count`` copies of ``template`` with container IDs from ``first`` on, as a runtime
+    builds one request per event (the adaptation also changes the request it gets)."""
+    requests = []
+    for i in range(first, first + count):
+        request = pb.CreateContainerRequest()
+        request.CopyFrom(template)
+        request.container.id = f"{i:064x}"
+        requests.append(request)
+    return requests
+
+
+async def bare_block(
+    plugin: Launched, template: pb.CreateContainerRequest, first: int, count: int
+) -> list[float]:
+    """Latencies (seconds) of ``count`` bare CreateContainer round trips to ``plugin``."""
+    call = plugin.client.call
+    clock = time.perf_counter
+    latencies = []
+    for request in fresh_requests(template, first, count):
+        t0 = clock()
+        await call(PLUGIN, "CreateContainer", request, pb.CreateContainerResponse, timeout=2)
+        latencies.append(clock() - t0)
     return latencies
 
 
-async def measure(count: int, rounds: int) -> list[dict[str, object]]:
+async def adapted_block(
+    adaptation: Adaptation, template: pb.CreateContainerRequest, first: int, count: int
+) -> list[float]:
+    """Latencies (seconds) of ``count`` CreateContainer events through ``adaptation``."""
+    clock = time.perf_counter
+    latencies = []
+    for request in fresh_requests(template, first, count):
+        t0 = clock()
+        reply = await adaptation.create_container(request)
+        latencies.append(clock() - t0)
+        assert len(reply.adjust.env) == 1, reply
+    return latencies
+
+
+async def measure(count: int, block: int) -> list[dict[str, object]]:
+    template = sample_create_request()
     bare: list[float] = []
     adapted: list[float] = []
-    for _ in range(rounds):
-        bare.extend(await bare_latencies(count))
-        adapted.extend((await create_latencies(1, count))[0])
+    plugin = Launched(quiet=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = bench_config(Path(tmp), 1)
+        try:
+            await plugin.start()
+            async with Adaptation(config, sync=no_sync, update=no_update) as adaptation:
+                await adaptation.wait_for_plugins(1, timeout=60)
+                # Warm-up, not recorded.
+                await bare_block(plugin, template, count, count // 10)
+                await adapted_block(adaptation, template, count, count // 10)
+                done = 0
+                while done < count:
+                    size = min(block, count - done)
+                    # Alternate which side goes first, so neither always follows the other.
+                    sides = ("bare", "adapted") if (done // block) % 2 == 0 else ("adapted", "bare")
+                    for side in sides:
+                        if side == "bare":
+                            bare.extend(await bare_block(plugin, template, done, size))
+                        else:
+                            adapted.extend(await adapted_block(adaptation, template, done, size))
+                    done += size
+        finally:
+            await plugin.stop()
     bare_p50, adapted_p50 = percentile(bare, 0.5), percentile(adapted, 0.5)
     ratio = adapted_p50 / bare_p50
     return [
@@ -56,10 +115,10 @@ async def measure(count: int, rounds: int) -> list[dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--count", type=int, default=4000, help="calls per side")
+    parser.add_argument("--block", type=int, default=100, help="calls per alternating block")
     options = parser.parse_args(argv)
-    rows = asyncio.run(measure(options.count, options.rounds))
+    rows = asyncio.run(measure(options.count, options.block))
     print_table("runtime adaptation overhead over a bare plugin round trip, same run", rows)
     return 0
 

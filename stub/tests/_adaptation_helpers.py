@@ -151,9 +151,11 @@ def install_plugin(plugin_dir: Path, filename: str, body: str | None = None) -> 
 
 
 @contextlib.asynccontextmanager
-async def stub_plugin(plugin: Plugin, socket_path: str, idx: str, name: str) -> AsyncIterator[Stub]:
-    """Run an in-process stub plugin over the real socket."""
-    stub = Stub(plugin, idx=idx, name=name, socket_path=socket_path, environ={})
+async def stub_plugin(
+    plugin: Plugin, socket_path: str, idx: str, name: str, **options: Any
+) -> AsyncIterator[Stub]:
+    """Run an in-process stub plugin over the real socket (``options``: more Stub arguments)."""
+    stub = Stub(plugin, idx=idx, name=name, socket_path=socket_path, environ={}, **options)
     task = asyncio.create_task(stub.run())
     try:
         yield stub

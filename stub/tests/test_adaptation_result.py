@@ -341,3 +341,101 @@ def test_stop_result_collects_updates_in_order():
 def test_synchronize_updates_concatenate():
     merged = merge_synchronize_updates([[cpu_update("a", 1)], [cpu_update("a", 2)]])
     assert [u.linux.resources.cpu.shares.value for u in merged] == [1, 2]
+
+
+def initialized(container):
+    """``container`` with the empty structures CreateResult adds, set field by field."""
+    expected = pb.Container()
+    expected.CopyFrom(container)
+    expected.hooks.SetInParent()
+    expected.linux.resources.memory.SetInParent()
+    expected.linux.resources.cpu.SetInParent()
+    return expected
+
+
+def empty_adjustment_reply():
+    response = pb.CreateContainerResponse()
+    response.adjust.SetInParent()
+    return response
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        [],
+        [None],
+        [pb.CreateContainerResponse()],
+        [empty_adjustment_reply()],
+        [empty_adjustment_reply(), pb.CreateContainerResponse(), empty_adjustment_reply()],
+    ],
+    ids=["no-plugin", "none", "no-adjust", "empty-adjust", "three-empty"],
+)
+def test_empty_replies_change_nothing_and_answer_the_bare_shape(replies):
+    request = create_request(
+        env=["A=1"],
+        annotations={"k": "v"},
+        linux=pb.LinuxContainer(
+            resources=pb.LinuxResources(memory=pb.LinuxMemory(limit=pb.OptionalInt64(value=7)))
+        ),
+    )
+    before = initialized(request.container)
+    result = CreateResult(request)
+    for i, response in enumerate(replies):
+        result.apply(f"{10 + i}-p", response)
+    assert request.container.SerializeToString() == before.SerializeToString()
+    expected = CreateResult(create_request()).response()
+    assert result.response().SerializeToString() == expected.SerializeToString()
+    validate = result.validation_request([])
+    assert validate.container.SerializeToString() == before.SerializeToString()
+    assert validate.adjust.SerializeToString() == expected.adjust.SerializeToString()
+    assert validate.owners == pb.OwningPlugins()
+
+
+def test_container_initialization_keeps_what_is_there():
+    container = pb.Container(
+        id="ctr0",
+        hooks=pb.Hooks(prestart=[pb.Hook(path="/p")]),
+        linux=pb.LinuxContainer(
+            cgroups_path="/cg",
+            resources=pb.LinuxResources(cpu=pb.LinuxCPU(cpus="0-1")),
+        ),
+    )
+    request = pb.CreateContainerRequest(container=container)
+    CreateResult(request)
+    assert request.container.SerializeToString() == initialized(container).SerializeToString()
+
+
+def test_original_is_the_container_before_the_first_change():
+    request = create_request(env=["A=1"])
+    result = CreateResult(request)
+    result.apply("10-a", empty_adjustment_reply())
+    result.apply("20-b", reply(env=[pb.KeyValue(key="B", value="2")]))
+    result.apply("30-c", reply(env=[pb.KeyValue(key="C", value="3")]))
+    assert list(request.container.env) == ["A=1", "B=2", "C=3"]
+    assert list(result.validation_request([]).container.env) == ["A=1"]
+
+
+def test_without_original_same_merge_and_no_validation_after_a_change():
+    replies = [
+        reply(env=[pb.KeyValue(key="B", value="2")], annotations={"x": "y"}),
+        linux(cgroups_path="/cg"),
+    ]
+    kept, dropped = create_request(env=["A=1"]), create_request(env=["A=1"])
+    with_original = CreateResult(kept)
+    without = CreateResult(dropped, keep_original=False)
+    for i, response in enumerate(replies):
+        with_original.apply(f"{10 + i}-p", response)
+        without.apply(f"{10 + i}-p", response)
+    assert dropped.SerializeToString() == kept.SerializeToString()
+    assert without.response().SerializeToString() == with_original.response().SerializeToString()
+    assert without.owners == with_original.owners
+    with pytest.raises(ValueError, match="keep_original=False"):
+        without.validation_request([])
+
+
+def test_without_original_validation_while_nothing_changed():
+    request = create_request(env=["A=1"])
+    result = CreateResult(request, keep_original=False)
+    result.apply("10-a", empty_adjustment_reply())
+    expected = CreateResult(create_request(env=["A=1"])).validation_request([])
+    assert result.validation_request([]).SerializeToString() == expected.SerializeToString()

@@ -155,7 +155,7 @@ def test_existing_container_needs_its_pod_existing() -> None:
         ("steps: 3\n", "steps: expected a list, got 3"),
         (
             "stages: []\n",
-            "stages: unknown key (known keys: name, description, profile, pods, "
+            "stages: unknown key (known keys: name, description, profile, runtime, pods, "
             "containers, existing, steps)",
         ),
         (

@@ -6,11 +6,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from nri_device_injector import Config
 
 from nri.adaptation import PluginError
 from nri.mock import MockRuntime
+from nri.stub import load_config_with_allowlist
+from nri.testing import allow_example
 
 DEVICES = "devices.noderesource.dev/container.app"
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+README = PLUGIN_DIR / "README.md"
+SAMPLE = PLUGIN_DIR / "sample-config.yaml"
 MOUNTS = "mounts.noderesource.dev/pod"
 DEVICE = "- {path: /dev/nri-null, type: c, major: 1, minor: 3}"
 MOUNT = "- {source: /tmp, destination: /scratch, type: bind, options: [rbind]}"
@@ -60,3 +66,19 @@ async def test_only_allowed_namespaces_and_labels_get_injections(
                 ctr = await rt.create_container(denied, "app")
                 assert "/dev/nri-null" not in device_paths(ctr.spec)
                 assert all(m["destination"] != "/scratch" for m in ctr.spec.get("mounts", []))
+
+
+def test_sample_config_example() -> None:
+    example = allow_example(SAMPLE)
+    allow = load_config_with_allowlist(example, Config, source=str(SAMPLE)).allow
+    assert allow.namespaces == ("gpu-jobs", "ml-*")
+    assert allow.on_denied == "refuse"
+
+
+def test_readme_example() -> None:
+    example = allow_example(README)
+    allow = load_config_with_allowlist(example, Config, source="README.md").allow
+    assert allow.on_denied == "refuse"
+    assert allow.allows("ml-train", {"team": "ml", "tier": "train"})
+    assert not allow.allows("ml-train", {"team": "ml"})
+    assert not allow.allows("default", {"team": "ml", "tier": "batch"})

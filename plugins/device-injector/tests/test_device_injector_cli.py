@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nri.mock import SyncMockRuntime
-from nri.stub import load_config
+from nri.stub import load_config_with_allowlist
 from nri.testing import PluginCommandCheck
 
 COMMAND = [sys.executable, "-m", "nri_device_injector"]
@@ -33,6 +33,10 @@ def test_bad_config_files(check: PluginCommandCheck) -> None:
     check.check_bad_config_files(wrong_type=("verbose: maybe\n", "verbose: expected bool"))
 
 
+def test_bad_allow_sections(check: PluginCommandCheck) -> None:
+    check.check_bad_allow_sections()
+
+
 def test_registers_with_upstream_flags(
     check: PluginCommandCheck, nri_runtime: SyncMockRuntime
 ) -> None:
@@ -44,4 +48,4 @@ def test_sample_config_is_valid() -> None:
     from nri_device_injector import Config
 
     sample = Path(__file__).parent.parent / "sample-config.yaml"
-    assert isinstance(load_config(sample.read_text(), Config, source=str(sample)), Config)
+    assert load_config_with_allowlist(sample.read_text(), Config, source=str(sample)) == Config()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nri.mock import SyncMockRuntime
-from nri.testing import PluginCommandCheck, Rejection
+from nri.testing import PluginCommandCheck, Rejection, allow_example
 
 COMMAND = [sys.executable, "-m", "nri_hook_injector"]
 
@@ -47,6 +47,10 @@ def test_bad_config_files(check: PluginCommandCheck) -> None:
     )
 
 
+def test_bad_allow_sections(check: PluginCommandCheck) -> None:
+    check.check_bad_allow_sections()
+
+
 def test_registers_with_upstream_flags(
     check: PluginCommandCheck, nri_runtime: SyncMockRuntime, tmp_path: Path
 ) -> None:
@@ -67,3 +71,6 @@ def test_sample_config_is_valid() -> None:
         "/etc/containers/oci/hooks.d",
     ]
     assert config.pollInterval == 5
+    assert config.allow.allows_all  # the example is commented out
+    allow = parse_config(allow_example(sample), str(sample)).allow
+    assert allow.namespaces == ("gpu-jobs", "ml-*")

@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 from network_device_injector_lab import NetnsLab
-from nri_network_device_injector import Config, Netdevice, parse_netdevices
+from nri_network_device_injector import Config, Netdevice, parse_config, parse_netdevices
 
 from nri.api import api_pb2 as pb
 from nri.api import mask_of
 from nri.mock import SyncMockRuntime
-from nri.stub import load_config
-from nri.testing import PluginCommandCheck, Rejection
+from nri.testing import PluginCommandCheck, Rejection, allow_example
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 README = (PLUGIN_DIR / "README.md").read_text()
@@ -46,6 +45,10 @@ def test_bad_config_files(check: PluginCommandCheck) -> None:
     check.check_bad_config_files(wrong_type=("strict: maybe", "strict: expected bool"))
 
 
+def test_bad_allow_sections(check: PluginCommandCheck) -> None:
+    check.check_bad_allow_sections()
+
+
 def test_registers_with_upstream_flags(
     check: PluginCommandCheck, nri_runtime: SyncMockRuntime
 ) -> None:
@@ -55,7 +58,10 @@ def test_registers_with_upstream_flags(
 
 def test_sample_config_is_the_defaults() -> None:
     sample = PLUGIN_DIR / "sample-config.yaml"
-    assert load_config(sample.read_text(), Config, source=str(sample)) == Config()
+    assert parse_config(sample.read_text(), str(sample)) == Config()
+    # its allow example, commented out
+    allow = parse_config(allow_example(sample), str(sample)).allow
+    assert allow.namespaces == ("net-jobs", "sriov-*")
 
 
 def test_sample_pod_spec_names_a_device_read_by_default() -> None:

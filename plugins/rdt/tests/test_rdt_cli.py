@@ -26,6 +26,10 @@ def test_help_version_and_bad_flags(check: PluginCommandCheck) -> None:
     check.check_bad_flags()
 
 
+def test_bad_allow_sections(check: PluginCommandCheck) -> None:
+    check.check_bad_allow_sections()
+
+
 def test_registers_with_upstream_flags(
     check: PluginCommandCheck, nri_runtime: SyncMockRuntime
 ) -> None:

@@ -182,3 +182,115 @@ def test_hot_reload_keeps_old_rules_when_invalid(
     write(config, "rules: []\n")
     env = nri_runtime.create_container(pod, "e").spec["process"]["env"]
     assert not any(e.startswith("VERSION=") for e in env)
+
+
+LINUX_RULES = """
+rules:
+  - name: realtime
+    match: {namespace: rt}
+    adjust:
+      args: [/bin/app, --port, 8080]
+      scheduler: {policy: SCHED_FIFO, priority: 50, flags: [SCHED_FLAG_RESET_ON_FORK]}
+      ioPriority: {class: IOPRIO_CLASS_RT, priority: 4}
+      memoryPolicy: {mode: MPOL_BIND, nodes: "0", flags: [MPOL_F_STATIC_NODES]}
+      namespaces: [{type: network, path: /var/run/netns/blue}, {type: time}]
+      removeNamespaces: [ipc]
+      netDevices: {eth1: {name: net1}, eth2: {}}
+      removeNetDevices: [eth9]
+      seccomp:
+        defaultAction: SCMP_ACT_ERRNO
+        defaultErrnoRet: 1
+        architectures: [SCMP_ARCH_X86_64]
+        syscalls:
+          - {names: [read, write], action: SCMP_ACT_ALLOW}
+          - {names: [personality], action: SCMP_ACT_ALLOW,
+             args: [{index: 0, value: 8, op: SCMP_CMP_EQ}]}
+      intelRdt: {closID: gold, schemata: ["L3:0=ff"], enableMonitoring: true}
+  - name: other-netns
+    match: {podLabels: {netns: other}}
+    adjust:
+      namespaces: [{type: network, path: /var/run/netns/other}]
+"""
+
+BASE_LINUX = {
+    "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")],
+    "netDevices": {"eth9": {"name": "old"}},
+}
+
+
+@pytest.mark.timeout(60)
+def test_linux_settings_reach_the_oci_spec(
+    tmp_path: Path,
+    nri_runtime: SyncMockRuntime,
+    assert_valid_oci_spec: Callable[[dict[str, Any]], None],
+) -> None:
+    config = tmp_path / "rules.yaml"
+    config.write_text(LINUX_RULES)
+    process = launch(nri_runtime, config)
+    pod = nri_runtime.run_pod("rt-0", namespace="rt")
+    ctr = nri_runtime.create_container(pod, "app", args=["sh"], spec={"linux": BASE_LINUX})
+    spec = ctr.spec
+    assert_valid_oci_spec(spec)
+    assert spec["process"]["args"] == ["/bin/app", "--port", "8080"]
+    assert spec["process"]["scheduler"] == {
+        "policy": "SCHED_FIFO",
+        "priority": 50,
+        "flags": ["SCHED_FLAG_RESET_ON_FORK"],
+    }
+    assert spec["process"]["ioPriority"] == {"class": "IOPRIO_CLASS_RT", "priority": 4}
+    linux = spec["linux"]
+    assert linux["memoryPolicy"] == {
+        "mode": "MPOL_BIND",
+        "nodes": "0",
+        "flags": ["MPOL_F_STATIC_NODES"],
+    }
+    assert linux["namespaces"] == [
+        {"type": "pid"},
+        {"type": "uts"},
+        {"type": "mount"},
+        {"type": "network", "path": "/var/run/netns/blue"},
+        {"type": "time"},
+    ]
+    assert linux["netDevices"] == {"eth1": {"name": "net1"}, "eth2": {}}
+    assert linux["seccomp"] == {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+            {
+                "names": ["personality"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}],
+            },
+        ],
+    }
+    assert linux["intelRdt"] == {
+        "closID": "gold",
+        "schemata": ["L3:0=ff"],
+        "enableMonitoring": True,
+    }
+    assert ctr.owners["Namespace:network"] == "10-rules"
+    assert ctr.owners["LinuxSched"] == "10-rules"
+
+    # the possible conflict over the network namespace: a warning at load time, and a
+    # failed creation for a container that both rules match
+    stderr = bytes(process.stderr).decode()
+    assert (
+        "rule #0 (realtime) and rule #1 (other-netns) both set Namespace network (for a "
+        "container matching both)" in stderr
+    )
+    both = nri_runtime.run_pod("rt-1", namespace="rt", labels={"netns": "other"})
+    with pytest.raises(PluginError, match="pod rt/rt-1, container app: rule #0 "):
+        nri_runtime.create_container(both, "app")
+    errors = [r.error for r in nri_runtime.history if r.error]
+    assert any(
+        "rule #0 (realtime) and rule #1 (other-netns) both set Namespace network" in e
+        for e in errors
+    ), errors
+    # a container only the second rule matches
+    plain = nri_runtime.run_pod("web", namespace="web", labels={"netns": "other"})
+    web = nri_runtime.create_container(plain, "app", args=["sh"])
+    assert {"type": "network", "path": "/var/run/netns/other"} in web.spec["linux"]["namespaces"]
+    assert web.spec["process"]["args"] == ["sh"]
+    assert "scheduler" not in web.spec["process"]

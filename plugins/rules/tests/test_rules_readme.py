@@ -7,8 +7,10 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from nri_rules import parse_rules
 
 from nri.mock import SyncMockRuntime
@@ -103,3 +105,46 @@ def test_launch_example_serves_the_quick_start_rules(
     assert "memory" not in exporter.spec["linux"].get("resources", {}) or (
         exporter.spec["linux"]["resources"]["memory"].get("limit") != 8 << 30
     )
+
+
+@pytest.mark.timeout(60)
+def test_linux_examples_reach_the_oci_spec(
+    workdir: Path, nri_runtime: SyncMockRuntime, assert_valid_oci_spec: Any
+) -> None:
+    # the three examples of process and Linux settings, served together by one plugin
+    rules: list[Any] = []
+    for name in ("realtime.yaml", "dataplane.yaml", "lockdown.yaml"):
+        rules += yaml.safe_load((workdir / name).read_text())["rules"]
+    combined = workdir / "linux.yaml"
+    combined.write_text(yaml.safe_dump({"rules": rules}))
+    command = [sys.executable, "-m", "nri_rules", "--idx", "10", "--config", str(combined)]
+    nri_runtime.launch_plugin(shlex.join(command))
+
+    pod = nri_runtime.run_pod("fast", labels={"example.com/latency": "low"})
+    guaranteed = {"memory": {"limit": 1 << 30}, "cpu": {"shares": 1024, "quota": 100000,
+                                                      "period": 100000}}  # fmt: skip
+    fast = nri_runtime.create_container(pod, "app", resources=guaranteed).spec
+    assert_valid_oci_spec(fast)
+    assert fast["process"]["scheduler"]["policy"] == "SCHED_FIFO"
+    assert fast["process"]["ioPriority"] == {"class": "IOPRIO_CLASS_RT", "priority": 4}
+    assert fast["linux"]["memoryPolicy"]["mode"] == "MPOL_BIND"
+    assert fast["linux"]["intelRdt"] == {"closID": "low-latency", "enableMonitoring": True}
+
+    pod = nri_runtime.run_pod("fwd-0", namespace="dataplane")
+    forwarder = nri_runtime.create_container(pod, "forwarder").spec
+    assert_valid_oci_spec(forwarder)
+    namespaces = forwarder["linux"]["namespaces"]
+    assert {"type": "network", "path": "/var/run/netns/dataplane"} in namespaces
+    assert {"type": "time"} in namespaces
+    assert forwarder["linux"]["netDevices"] == {"ens1f0v1": {"name": "net1"}}
+
+    pod = nri_runtime.run_pod(
+        "shell", namespace="tenant-a", annotations={"example.com/debug": "idle"}
+    )
+    shell = nri_runtime.create_container(pod, "app", args=["/bin/app"]).spec
+    assert_valid_oci_spec(shell)
+    syscalls = shell["linux"]["seccomp"]["syscalls"]
+    assert syscalls[0]["names"] == ["ptrace", "process_vm_readv", "process_vm_writev"]
+    assert syscalls[0]["errnoRet"] == 1
+    assert shell["process"]["args"] == ["/bin/sleep", "infinity"]
+    assert "pid" not in [ns["type"] for ns in shell["linux"].get("namespaces", [])]

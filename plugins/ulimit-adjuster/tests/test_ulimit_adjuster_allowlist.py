@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from nri_ulimit_adjuster import Config
 
 from nri.adaptation import PluginError
 from nri.mock import MockRuntime
+from nri.stub import load_config_with_allowlist
+from nri.testing import allow_example
 
 KEY = "ulimits.noderesource.dev/container.app"
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+README = PLUGIN_DIR / "README.md"
+SAMPLE = PLUGIN_DIR / "sample-config.yaml"
 NOFILE = "[{type: nofile, soft: 1024, hard: 4096}]"
 ALLOW = """
 allow:
@@ -59,29 +64,18 @@ async def test_only_allowed_pods_get_their_rlimits(tmp_path: Path, on_denied: st
         await rt.create_container(plain, "app")
 
 
-def test_a_malformed_allow_section_stops_the_command(
-    tmp_path: Path, nri_unused_socket: str
-) -> None:
-    config = tmp_path / "ulimits.yaml"
-    config.write_text("allow: {on-denied: drop}\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nri_ulimit_adjuster",
-            "--socket-path",
-            nri_unused_socket,
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert (
-        result.stderr.strip()
-        .splitlines()[-1]
-        .endswith("allow.on-denied: expected refuse or ignore, got 'drop'")
-    ), result.stderr
+def test_sample_config_example() -> None:
+    example = allow_example(SAMPLE)
+    allow = load_config_with_allowlist(example, Config, source=str(SAMPLE)).allow
+    assert allow.namespaces == ("ml-*",)
+    assert allow.on_denied == "refuse"
+
+
+def test_readme_example() -> None:
+    example = allow_example(README)
+    allow = load_config_with_allowlist(example, Config, source="README.md").allow
+    assert allow.on_denied == "ignore"
+    assert allow.allows("ml-train", {})
+    assert allow.allows("ml-train", {"tier": "batch"})
+    assert not allow.allows("ml-web", {"tier": "web"})
+    assert not allow.allows("default", {})

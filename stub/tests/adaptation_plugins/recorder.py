@@ -93,6 +93,9 @@ class Recorder(Plugin):
     def remove_container(self, pod: pb.PodSandbox, container: pb.Container) -> None:
         self._note(f"RemoveContainer {container.id}")
 
+    def shutdown(self) -> None:
+        self._note("Shutdown")
+
 
 if __name__ == "__main__":
     sys.exit(run(Recorder))

@@ -35,6 +35,7 @@ from typing import Any
 from nri.api import api_pb2 as pb
 from nri.api import make_hook
 from nri.decode import Bool, DecodeError, Int, Map, Ptr, Slice, Str, Struct, from_json, load_json
+from nri.stub import RequestError
 
 __all__ = [
     "DEFAULT_HOOK_DIRS",
@@ -116,8 +117,9 @@ class HookConfigError(ValueError):
     """A hook file is unusable; the message names the file and what is wrong in it."""
 
 
-class HookMatchError(RuntimeError):
-    """A hook's conditions cannot be evaluated for a container (e.g. it has no args)."""
+class HookMatchError(RequestError):
+    """A hook's conditions cannot be evaluated for a container (e.g. it has no args); the
+    request fails with one log line."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,14 @@ class When:
                 raise HookMatchError("the container has no args to match 'commands' against")
             return any(command_re.search(args[0]) for command_re in self.commands)
         return matched > 0
+
+    def annotation_in(self, annotations: Mapping[str, str]) -> str | None:
+        """The first key of ``annotations`` that satisfies one of the ``annotations``
+        conditions (key and value), None when none does."""
+        for key, value in annotations.items():
+            if any(k.search(key) and v.search(value) for k, v in self.annotations):
+                return key
+        return None
 
 
 @dataclass(frozen=True)

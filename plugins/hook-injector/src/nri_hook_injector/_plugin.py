@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nri.api import Adjustment
 from nri.api import api_pb2 as pb
-from nri.stub import ConfigError, Plugin, load_config
-from nri_hook_injector._hooks import DEFAULT_HOOK_DIRS, HookManager
+from nri.stub import Allowlist, ConfigError, Plugin, load_config_with_allowlist
+from nri_hook_injector._hooks import DEFAULT_HOOK_DIRS, HookConfig, HookManager, HookMatchError
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",
@@ -42,11 +42,14 @@ class HookInjectorConfig:
     pollInterval: float | None = None
     """Seconds between background rescans; 0 disables them (files are still rechecked on
     every CreateContainer); None keeps the default."""
+    allow: Allowlist = field(default_factory=Allowlist)
+    """Which namespaces and pods may get hooks through their annotations (default: all);
+    hooks matching on other conditions are not restricted."""
 
 
 def parse_config(text: str, source: str) -> HookInjectorConfig:
     """Parse and check a YAML configuration; raises ConfigError naming ``source`` and the key."""
-    config = load_config(text, HookInjectorConfig, source=source)
+    config = load_config_with_allowlist(text, HookInjectorConfig, source=source)
     if config.hookDirs is not None:
         for i, directory in enumerate(config.hookDirs):
             if not directory.strip():
@@ -77,10 +80,13 @@ class HookInjector(Plugin):
         self.check_path = check_path
         self.poll_interval = DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval
         self.manager = HookManager(self.fixed_dirs or DEFAULT_HOOK_DIRS, check_path=check_path)
+        self.allow = Allowlist()
         self._poller: asyncio.Task[None] | None = None
 
     def apply_config(self, config: HookInjectorConfig) -> None:
-        """Take the directories and poll interval of ``config`` unless flags fixed them."""
+        """Take the allowlist of ``config``, and its directories and poll interval unless
+        flags fixed them."""
+        self.allow = config.allow
         dirs = self.fixed_dirs or tuple(config.hookDirs or DEFAULT_HOOK_DIRS)
         if tuple(str(d) for d in self.manager.directories) != tuple(dirs):
             self.manager = HookManager(dirs, check_path=self.check_path)
@@ -125,9 +131,10 @@ class HookInjector(Plugin):
         self.manager.refresh()
         # Pod annotations win over the container's, as in upstream's plugin.
         annotations = {**container.annotations, **pod.annotations}
-        matched = self.manager.matching(
-            annotations, list(container.args), has_bind_mounts=len(container.mounts) > 0
-        )
+        args, has_bind_mounts = list(container.args), len(container.mounts) > 0
+        matched = self.manager.matching(annotations, args, has_bind_mounts=has_bind_mounts)
+        if matched and not self.allow.allows(pod.namespace, pod.labels):
+            matched = self._without_denied(pod, container, matched, has_bind_mounts)
         if not matched:
             log.debug("%s: no hooks to inject", name)
             return None
@@ -143,3 +150,35 @@ class HookInjector(Plugin):
             )
         log.info("%s: injecting hooks from %s", name, files)
         return Adjustment().add_hooks(hooks)
+
+    def _without_denied(
+        self,
+        pod: pb.PodSandbox,
+        container: pb.Container,
+        matched: list[HookConfig],
+        has_bind_mounts: bool,
+    ) -> list[HookConfig]:
+        """``matched`` less the hooks that ``pod``, outside the allowlist, requested by its
+        annotations; refuses the request instead with ``on-denied: refuse``.
+
+        A hook is requested by the pod when it would not match without the pod's annotations
+        (hooks matching on ``always``, ``commands`` or ``hasBindMounts`` are the operator's).
+        """
+        requested: dict[str, str] = {}
+        for hook in matched:
+            if not hook.when.annotations:
+                continue
+            try:
+                own = hook.when.matches(container.annotations, container.args, has_bind_mounts)
+            except HookMatchError:  # matched through the annotation before needing args
+                own = False
+            key = None if own else hook.when.annotation_in(pod.annotations)
+            if key is not None:
+                requested[hook.name] = key
+        if not requested:
+            return matched
+        keys = list(dict.fromkeys(requested.values()))
+        noun = "annotation" if len(keys) == 1 else "annotations"
+        what = f"{noun} {', '.join(map(repr, keys))} for hook {', '.join(requested)}"
+        self.allow.check(pod, what, log)  # raises unless on-denied is ignore
+        return [hook for hook in matched if hook.name not in requested]

@@ -19,6 +19,7 @@ from nri_network_device_injector._plugin import (
     Config,
     DeviceInjectionError,
     NetworkDeviceInjector,
+    parse_config,
     pod_netns,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "NetworkDeviceInjector",
     "annotation_keys",
     "inject",
+    "parse_config",
     "parse_netdevices",
     "pod_netns",
     "release",

@@ -1,12 +1,13 @@
 """``nri-network-device-injector``: run the network-device-injector plugin against a runtime."""
 
 from nri.stub import Flag, PluginCommand
-from nri_network_device_injector._plugin import Config, NetworkDeviceInjector
+from nri_network_device_injector._plugin import Config, NetworkDeviceInjector, parse_config
 
 COMMAND = PluginCommand(
     name="network-device-injector",
     description="Move host network devices into pods as their annotations ask.",
     config=Config,
+    parse_config=parse_config,
     flags=[
         Flag("verbose", "dump every pod the plugin handles", field="verbose"),
         Flag("strict", "fail the pod when a device cannot be moved", field="strict"),

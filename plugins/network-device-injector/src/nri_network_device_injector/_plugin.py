@@ -3,21 +3,23 @@
 At RunPodSandbox each device the pod's annotation names is moved from the host's network
 namespace into the pod's and set up; at StopPodSandbox it goes back under its host name. By
 default the plugin behaves exactly as upstream's, gaps included; :class:`Config` has an option
-for each improvement (see the README's "Differences from upstream").
+for each improvement (see the README's "Differences from upstream"), and an ``allow`` list
+of the namespaces and pods that may ask for devices.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
 from nri.api import api_pb2 as pb
 from nri.api import message_to_data
-from nri.stub import Plugin, RequestError, load_config
-from nri_network_device_injector._annotations import Netdevice, parse_netdevices
+from nri.stub import Allowlist, Plugin, RequestError, load_config_with_allowlist
+from nri_network_device_injector._annotations import Netdevice, annotation_keys, parse_netdevices
 from nri_network_device_injector._netlink import DeviceConfig, NetdevError, inject, release
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "Config",
     "DeviceInjectionError",
     "NetworkDeviceInjector",
+    "parse_config",
     "pod_netns",
 ]
 
@@ -53,6 +56,13 @@ class Config:
     takes effect, so without ``new_name`` its plugin cannot inject the device."""
     documented_key: bool = False
     """Also read ``netdevices.noderesource.dev``, the key of upstream's README and sample."""
+    allow: Allowlist = field(default_factory=Allowlist)
+    """Which namespaces and pods may ask for devices (default: all, as upstream)."""
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Parse a YAML configuration (``allow`` included); ConfigError naming ``source``."""
+    return load_config_with_allowlist(text, Config, source=source)
 
 
 def pod_netns(pod: pb.PodSandbox) -> str:
@@ -66,7 +76,7 @@ def pod_netns(pod: pb.PodSandbox) -> str:
 class NetworkDeviceInjector(Plugin):
     """Move the devices of ``netdevice.noderesource.dev`` annotations into pods."""
 
-    def __init__(self, config: Config | None = None, **overrides: bool) -> None:
+    def __init__(self, config: Config | None = None, **overrides: Any) -> None:
         """Create the plugin; ``overrides`` (command-line flags) win over any configuration."""
         self.overrides = overrides
         self.config = dataclasses.replace(config or Config(), **overrides)
@@ -74,7 +84,7 @@ class NetworkDeviceInjector(Plugin):
     def configure(self, config: str, runtime_name: str, runtime_version: str) -> None:
         """Take the configuration the runtime (or ``--config``) provides, if any."""
         if config.strip():
-            parsed = load_config(config, Config, source="network-device-injector configuration")
+            parsed = parse_config(config, "network-device-injector configuration")
             self.config = dataclasses.replace(parsed, **self.overrides)
 
     def _dump(self, event: str, pod: pb.PodSandbox) -> None:
@@ -84,10 +94,27 @@ class NetworkDeviceInjector(Plugin):
             self.log.info("%s:    %s", event, line)
 
     def _devices(self, event: str, pod: pb.PodSandbox) -> list[Netdevice]:
+        """The devices the pod asks for; none for a pod outside the allowlist.
+
+        At RunPodSandbox such a pod is refused (InjectionDenied) or logged once and ignored
+        (``on-denied: ignore``); at StopPodSandbox it is skipped quietly, for nothing was
+        moved in: a pod's namespace and labels do not change.
+        """
         self.log.debug("%s: pod %s/%s", event, pod.namespace, pod.name)
         if self.config.verbose:
             self._dump(event, pod)
-        _key, devices = parse_netdevices(pod.annotations, documented_key=self.config.documented_key)
+        documented = self.config.documented_key
+        key = next((k for k in annotation_keys(documented) if k in pod.annotations), "")
+        if not key:
+            return []
+        allow = self.config.allow
+        if event == "RunPodSandbox":
+            if not allow.check(pod, f"annotation {key!r}", self.log):
+                return []
+        elif not allow.allows(pod.namespace, pod.labels):
+            self.log.debug("%s: pod %s/%s: not in the allowlist", event, pod.namespace, pod.name)
+            return []
+        _key, devices = parse_netdevices(pod.annotations, documented_key=documented)
         return devices
 
     def _failed(self, pod: pb.PodSandbox, what: str, rest: list[Netdevice], outcome: str) -> None:

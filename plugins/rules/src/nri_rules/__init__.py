@@ -3,7 +3,9 @@
 A rule matches containers by pod namespace, pod and container name, labels, annotations,
 image, runtime handler and QoS class, and applies what any plugin can at CreateContainer
 (env, mounts, devices with host lookup, CDI devices, rlimits, hooks, annotations,
-resources, OOM score, sysctls) and resource updates at UpdateContainer. See README.md.
+resources, OOM score, sysctls, command line, scheduler, I/O priority, memory policy,
+namespaces, network devices, seccomp policy, Intel RDT) and resource updates at
+UpdateContainer. See README.md.
 """
 
 from nri_rules._apply import (
@@ -20,6 +22,7 @@ from nri_rules._apply import (
     static_conflicts,
 )
 from nri_rules._explain import PodContainer, PodError, pod_containers, pod_qos_class
+from nri_rules._linux import LinuxSettings
 from nri_rules._match import (
     QOS_CLASSES,
     ContainerFacts,
@@ -47,6 +50,7 @@ __all__ = [
     "QOS_CLASSES",
     "ContainerFacts",
     "KeyMatcher",
+    "LinuxSettings",
     "Match",
     "Outcome",
     "Pattern",

@@ -120,6 +120,7 @@ def build_adjustment(rule: Rule, resolve: DeviceResolver) -> Adjustment:
         adjust.add_rlimit(ulimit.type, ulimit.hard, ulimit.soft)
     for name in actions.cdi_devices:
         adjust.add_cdi_device(name)
+    actions.linux.apply(adjust)
     return adjust
 
 

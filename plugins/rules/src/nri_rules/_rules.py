@@ -24,6 +24,23 @@ from nri_ulimit_adjuster import Ulimit, normalize_type
 
 from nri.api import HOOK_KINDS, make_hook, pb
 from nri.decode import DecodeError, describe, load_yaml
+from nri_rules._fields import (
+    _INT64,
+    _UINT64,
+    _absolute,
+    _bytes,
+    _check_keys,
+    _id_list,
+    _integer,
+    _list,
+    _mapping,
+    _name_list,
+    _Problem,
+    _string,
+    _string_list,
+    _string_map,
+)
+from nri_rules._linux import LINUX_KEYS, LinuxSettings, parse_linux
 from nri_rules._match import (
     QOS_CLASSES,
     ContainerFacts,
@@ -58,24 +75,6 @@ _HOOK_STAGES = {
     "poststop": "poststop",
 }
 assert set(_HOOK_STAGES.values()) == set(HOOK_KINDS)
-_UNITS = {
-    "": 1,
-    "k": 1000,
-    "M": 1000**2,
-    "G": 1000**3,
-    "T": 1000**4,
-    "P": 1000**5,
-    "E": 1000**6,
-    "Ki": 1 << 10,
-    "Mi": 1 << 20,
-    "Gi": 1 << 30,
-    "Ti": 1 << 40,
-    "Pi": 1 << 50,
-    "Ei": 1 << 60,
-}
-_QUANTITY = re.compile(r"([0-9]+)(|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)")
-_INT64 = (-(1 << 63), (1 << 63) - 1)
-_UINT64 = (0, (1 << 64) - 1)
 
 
 class RulesError(ValueError):
@@ -90,15 +89,6 @@ class RulesError(ValueError):
         self.problem = problem
         parts = [source, *(p for p in (rule, where) if p), problem]
         super().__init__(": ".join(parts))
-
-
-class _Problem(ValueError):
-    """A problem at a field path inside one rule (turned into a RulesError)."""
-
-    def __init__(self, where: str, problem: str) -> None:
-        self.where = where
-        self.problem = problem
-        super().__init__(f"{where}: {problem}")
 
 
 # -- matching -------------------------------------------------------------------------------
@@ -225,6 +215,9 @@ class RuleActions:
     sysctls: tuple[tuple[str, str], ...] = ()
     remove_sysctls: tuple[str, ...] = ()
     resources: ResourceSettings = ResourceSettings()
+    linux: LinuxSettings = field(default_factory=LinuxSettings)
+    """Command line, scheduler, I/O priority, memory policy, namespaces, network devices,
+    seccomp policy and Intel RDT."""
 
 
 @dataclass(frozen=True)
@@ -251,96 +244,6 @@ class RuleSet:
     source: str = "rules"
     warnings: tuple[str, ...] = ()
     """Possible conflicts: rules that set the same field and might match one container."""
-
-
-# -- scalar helpers -------------------------------------------------------------------------
-
-
-def _mapping(value: Any, where: str, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Problem(where, f"expected a mapping ({what}), got {describe(value)}")
-    return value
-
-
-def _list(value: Any, where: str, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _Problem(where, f"expected a list ({what}), got {describe(value)}")
-    return value
-
-
-def _check_keys(value: dict[str, Any], where: str, known: Sequence[str]) -> None:
-    unknown = [k for k in value if k not in known]
-    if unknown:
-        raise _Problem(where, f"unknown key {unknown[0]!r} (known: {', '.join(known)})")
-
-
-def _string(value: Any, where: str, *, numbers: bool = False, empty: bool = True) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and numbers:
-        return str(value)
-    if not isinstance(value, str):
-        hint = " (quote it)" if isinstance(value, bool | int | float) else ""
-        raise _Problem(where, f"expected a string, got {describe(value)}{hint}")
-    if not empty and not value:
-        raise _Problem(where, "must not be empty")
-    return value
-
-
-def _integer(value: Any, where: str, bounds: tuple[int, int] = _INT64) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _Problem(where, f"expected an integer, got {describe(value)}")
-    low, high = bounds
-    if not low <= value <= high:
-        raise _Problem(where, f"must be between {low} and {high}, got {value}")
-    return value
-
-
-def _bytes(value: Any, where: str, bounds: tuple[int, int] = _INT64) -> int:
-    """An integer number of bytes, or a quantity such as ``512Mi`` or ``1G``."""
-    if isinstance(value, str):
-        found = _QUANTITY.fullmatch(value.strip())
-        if found is None:
-            raise _Problem(where, f"expected bytes or a quantity such as 512Mi, got {value!r}")
-        value = int(found.group(1)) * _UNITS[found.group(2)]
-    return _integer(value, where, bounds)
-
-
-def _name(key: str, where: str) -> str:
-    """A key NRI passes on by name (env, annotation, sysctl): not empty, no leading ``-``
-    (NRI's removal marker), no ``=``."""
-    if not key:
-        raise _Problem(where, "empty name")
-    if key.startswith("-") or "=" in key:
-        raise _Problem(where, f"invalid name {key!r} (no leading '-', no '=')")
-    return key
-
-
-def _string_map(
-    value: Any, where: str, what: str, *, numbers: bool = False, names: bool = True
-) -> list[tuple[str, str]]:
-    items = []
-    for key, item in _mapping(value, where, what).items():
-        if names:
-            _name(key, f"{where}.{key}" if key else where)
-        elif not key:
-            raise _Problem(where, "empty key")
-        items.append((key, _string(item, f"{where}.{key}", numbers=numbers)))
-    return items
-
-
-def _name_list(value: Any, where: str, what: str) -> list[str]:
-    names = _string_list(value, where, what)
-    return [_name(name, f"{where}[{i}]") for i, name in enumerate(names)]
-
-
-def _string_list(value: Any, where: str, what: str) -> list[str]:
-    items = _list(value, where, what)
-    return [_string(item, f"{where}[{i}]", empty=False) for i, item in enumerate(items)]
-
-
-def _absolute(path: str, where: str) -> str:
-    if not path.startswith("/") or ".." in path.split("/"):
-        raise _Problem(where, f"{path!r} must be an absolute path without '..'")
-    return path
 
 
 # -- match ----------------------------------------------------------------------------------
@@ -535,12 +438,7 @@ def _resources(value: Any, where: str) -> ResourceSettings:
                 calls.append((setter, (_integer(cpu[key], f"{where}.cpu.{key}", bounds),)))
         for key, setter in (("cpus", "set_linux_cpuset_cpus"), ("mems", "set_linux_cpuset_mems")):
             if key in cpu:
-                text = _string(cpu[key], f"{where}.cpu.{key}", numbers=True, empty=False)
-                if not re.fullmatch(r"[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*", text):
-                    raise _Problem(
-                        f"{where}.cpu.{key}", f"expected a list such as 0-3,7, got {text!r}"
-                    )
-                calls.append((setter, (text,)))
+                calls.append((setter, (_id_list(cpu[key], f"{where}.cpu.{key}"),)))
     if "memory" in spec:
         memory = _mapping(spec["memory"], f"{where}.memory", "memory settings")
         known = [*_MEMORY, "swappiness", "disableOomKiller", "useHierarchy"]
@@ -604,6 +502,7 @@ _ADJUST_KEYS = (
     "sysctls",
     "removeSysctls",
     "resources",
+    *LINUX_KEYS,
 )
 
 
@@ -654,8 +553,9 @@ def _adjust(value: Any) -> RuleActions:
         fields["oom_score_adj"] = _integer(spec["oomScoreAdj"], "adjust.oomScoreAdj", (-1000, 1000))
     if "resources" in spec:
         fields["resources"] = _resources(spec["resources"], "adjust.resources")
+    fields["linux"] = parse_linux(spec, "adjust")
     actions = RuleActions(**fields)
-    if actions == RuleActions() and actions.hooks is None:
+    if actions == RuleActions() and actions.hooks is None and not actions.linux:
         raise _Problem("adjust", "changes nothing")
     return actions
 

@@ -55,7 +55,13 @@ from nri.adaptation._adaptation import (
     SyncFn,
     UpdateFn,
 )
-from nri.adaptation._config import AdaptationError, Config
+from nri.adaptation._config import (
+    TIMEOUT_POLICIES,
+    AdaptationError,
+    Config,
+    PluginSettings,
+    TimeoutPolicy,
+)
 from nri.adaptation._owners import (
     COMPOUND_FIELDS,
     AdjustmentError,
@@ -64,7 +70,7 @@ from nri.adaptation._owners import (
     field_name,
     go_quote,
 )
-from nri.adaptation._plugin import PluginError, PluginInfo
+from nri.adaptation._plugin import PluginError, PluginInfo, PluginTimeoutError
 from nri.adaptation._result import (
     CreateResult,
     StopResult,
@@ -78,6 +84,7 @@ from nri.adaptation._validator import (
     REQUIRED_PLUGINS_ANNOTATION,
     DefaultValidator,
     DefaultValidatorConfig,
+    RequiredPluginError,
     ValidationError,
     effective_annotation,
     validation_result,
@@ -88,6 +95,7 @@ __all__ = [
     "COMPOUND_FIELDS",
     "DEFAULT_VALIDATOR_NAME",
     "REQUIRED_PLUGINS_ANNOTATION",
+    "TIMEOUT_POLICIES",
     "Adaptation",
     "AdaptationError",
     "AdjustmentError",
@@ -101,9 +109,13 @@ __all__ = [
     "PluginError",
     "PluginHook",
     "PluginInfo",
+    "PluginSettings",
+    "PluginTimeoutError",
+    "RequiredPluginError",
     "ResultHook",
     "StopResult",
     "SyncFn",
+    "TimeoutPolicy",
     "UpdateDuringCreationError",
     "UpdateFn",
     "UpdateResult",

@@ -11,19 +11,24 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from google.protobuf.message import Message
+from typing import TYPE_CHECKING
 
 from nri.adaptation._config import AdaptationError, Config
 from nri.adaptation._listener import accept_connections, open_listener
 from nri.adaptation._output import log_output
-from nri.adaptation._owners import ConflictError, go_quote
+from nri.adaptation._owners import go_quote
 from nri.adaptation._plugin import PluginConnection, PluginError, PluginInfo
-from nri.adaptation._preinstalled import DiscoveredPlugin, discover_plugins, spawn_plugin
-from nri.adaptation._result import CreateResult, StopResult, UpdateResult
-from nri.adaptation._synclock import SyncLock
+from nri.adaptation._preinstalled import (
+    DiscoveredPlugin,
+    discover_plugins,
+    find_plugin,
+    spawn_plugin,
+)
+from nri.adaptation._relays import EventRelays, ResultHook
+from nri.adaptation._supervisor import Supervisor, describe_exit
+from nri.adaptation._synclock import EventGate, SyncLock
 from nri.adaptation._validator import DefaultValidator
+from nri.adaptation._wasm import WasmPlugin
 from nri.api import api_pb2 as pb
 from nri.ttrpc import Code, StatusError
 
@@ -53,18 +58,8 @@ EvictFn = Callable[[list[pb.ContainerEviction]], Awaitable[None]]
 PluginHook = Callable[[PluginInfo], None]
 """Called with a plugin's info when it is registered or closed."""
 
-ResultHook = Callable[[str, pb.OwningPlugins], None]
-"""Called with the event name and the merged field owners (which plugin set what) after
-the replies to CreateContainer, UpdateContainer or StopContainer were merged."""
 
-M = TypeVar("M", bound=Message)
-
-CREATE_CONTAINER = "CreateContainer"
-UPDATE_CONTAINER = "UpdateContainer"
-STOP_CONTAINER = "StopContainer"
-
-
-class Adaptation:
+class Adaptation(EventRelays):
     """What a runtime embeds to host NRI plugins.
 
     :meth:`start` launches the pre-installed plugins and listens for external ones; the
@@ -75,7 +70,13 @@ class Adaptation:
 
     Events and unsolicited container updates are serialized, as upstream: a plugin that
     calls UpdateContainers from inside one of its event handlers waits until that event
-    is over, so its handler runs into the request timeout.
+    is over, so its handler runs into the request timeout. With
+    ``Config.per_pod_concurrency`` events of different pods are relayed concurrently (each
+    pod's in order); unsolicited updates and changes of the plugin list still wait for a
+    moment when no event is relayed.
+
+    The settings of ``Config`` beyond upstream's (timeout policies, required plugins,
+    Shutdown, replacement of a plugin, supervision) are described there and in the README.
 
     ``metrics`` (:class:`nri.metrics.AdaptationMetrics`) is told of every request to a
     plugin, registrations, closes, conflicts, validation refusals and unsolicited updates.
@@ -112,13 +113,16 @@ class Adaptation:
         self._default_validator = (
             DefaultValidator(validator) if validator is not None and validator.enable else None
         )
-        self._lock = asyncio.Lock()
+        # Events, plugin-list changes and unsolicited updates: one at a time, or per pod.
+        self._gate = EventGate(per_pod=config.per_pod_concurrency)
         self._sync_lock = SyncLock()
         self._plugins: list[PluginConnection] = []
         self._connections: set[PluginConnection] = set()
         # Live connections by the NN-name they registered as (or were launched as).
         self._names: dict[str, PluginConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Relaunches of pre-installed plugins waiting for their delay (restart_plugins).
+        self._supervisor = Supervisor()
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -183,7 +187,7 @@ class Adaptation:
         self._started = True
         self._stopping = False
         try:
-            async with self._lock:
+            async with self._gate.exclusive():
                 await self._start_plugins()
             await self._start_listener()
         except BaseException:
@@ -199,11 +203,13 @@ class Adaptation:
         logger.info("runtime interface shutting down...")
         self._stopping = True
         self._stop_listener()
-        async with self._lock:
+        await self._supervisor.cancel()
+        async with self._gate.exclusive():
             plugins, self._plugins = self._plugins, []
         # Connections left open are no plugins of ours any more: their names are free.
         self._names.clear()
         launched = [p for p in self._connections if not p.external]
+        await self._shutdown(launched)
         await asyncio.gather(*(p.stop() for p in launched), return_exceptions=True)
         del plugins
         self._changed.set()
@@ -212,6 +218,7 @@ class Adaptation:
     async def close(self) -> None:
         """Stop, and close every plugin connection, external ones included."""
         await self.stop()
+        await self._shutdown(list(self._connections))
         for p in list(self._connections):
             p.close()
         await asyncio.gather(*(p.wait_closed() for p in list(self._connections)))
@@ -231,6 +238,12 @@ class Adaptation:
     ) -> None:
         await self.close()
 
+    async def _shutdown(self, plugins: Sequence[PluginConnection]) -> None:
+        """Send Shutdown to ``plugins`` at once, if configured to (``shutdown_plugins``)."""
+        if self.config.shutdown_plugins and plugins:
+            timeout = self.config.shutdown_timeout
+            await asyncio.gather(*(p.shutdown(timeout) for p in plugins))
+
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -238,8 +251,10 @@ class Adaptation:
 
     # -- pre-installed plugins ---------------------------------------------------------------
 
-    def _new_plugin(self, **kwargs: object) -> PluginConnection:
-        plugin = PluginConnection(
+    def _new_plugin(
+        self, factory: type[PluginConnection] = PluginConnection, **kwargs: object
+    ) -> PluginConnection:
+        plugin = factory(
             registration_timeout=self.config.registration_timeout,
             request_timeout=self.config.request_timeout,
             max_message_size=self.config.max_message_size,
@@ -247,49 +262,102 @@ class Adaptation:
             on_close=self._plugin_closed,
             on_register=self._claim_name,
             observer=self._metrics,
+            timeout_policy=self.config.timeout_policy,
+            max_consecutive_timeouts=self.config.max_consecutive_timeouts,
+            client_interceptors=self.config.client_interceptors,
+            server_interceptors=self.config.server_interceptors,
             **kwargs,  # type: ignore[arg-type]
         )
         self._connections.add(plugin)
         return plugin
 
     def _claim_name(self, plugin: PluginConnection, idx: str, base: str) -> None:
-        """Reserve ``idx-base`` for ``plugin``; PluginError if another live one has it."""
+        """Reserve ``idx-base`` for ``plugin`` and give it its settings; PluginError if
+        another live one has the name (unless ``replace_plugins``: then it is to replace it)."""
         name = f"{idx}-{base}"
         holder = self._names.get(name)
         if holder is not None and holder is not plugin and not holder.closed:
-            raise PluginError(
-                f"plugin {go_quote(name)} is already registered ({holder.qualified_name})"
-            )
+            if not self.config.replace_plugins:
+                raise PluginError(
+                    f"plugin {go_quote(name)} is already registered ({holder.qualified_name})"
+                )
+            plugin.replaces = holder
+            logger.info("plugin %s connected to replace %s", name, holder.qualified_name)
         self._names[name] = plugin
+        try:
+            settings = self.config.settings_for(idx, base)
+        except AdaptationError as exc:
+            logger.error("plugin %s keeps the default settings: %s", name, exc)
+        else:
+            plugin.apply_settings(settings)
 
     async def _launch(self, found: DiscoveredPlugin) -> PluginConnection | None:
-        name = found.name
-        logger.info("starting pre-installed NRI plugin %s...", name)
-        spawned = await spawn_plugin(found)
-        if spawned is None:
+        logger.info("starting pre-installed NRI plugin %s...", found.name)
+        if found.wasm:
+            plugin: PluginConnection | None = self._new_wasm_plugin(found)
+        elif (spawned := await spawn_plugin(found)) is not None:
+            plugin = await self._connect_launched(found, *spawned)
+        else:
             return None
-        process, local = spawned
-        plugin = self._new_plugin(
-            idx=found.idx, base=found.base, config=found.config, process=process
-        )
-        self._claim_name(plugin, found.idx, found.base)
-        await plugin.connect(local)
-        self._spawn(self._watch_process(plugin, process))
-        if process.stdout is not None:
-            self._spawn(log_output(name, process.stdout))
+        if plugin is None:
+            return None
         try:
             await plugin.start(self.config.runtime_name, self.config.runtime_version)
         except PluginError as exc:
-            logger.warning("failed to start pre-installed NRI plugin %s: %s", name, exc)
+            logger.warning("failed to start pre-installed NRI plugin %s: %s", found.name, exc)
+            await plugin.stop()
+            return None
+        return plugin
+
+    def _new_wasm_plugin(self, found: DiscoveredPlugin) -> PluginConnection | None:
+        """The plugin for the WASM module ``found`` (not started yet); None, logged, if
+        another live plugin has its name."""
+        plugin = self._new_plugin(
+            WasmPlugin, idx=found.idx, base=found.base, config=found.config, path=found.path
+        )
+        try:
+            self._claim_name(plugin, found.idx, found.base)
+        except PluginError as exc:
+            logger.warning("failed to start pre-installed NRI plugin %s: %s", found.name, exc)
+            plugin.close()
+            return None
+        return plugin
+
+    async def _connect_launched(
+        self, found: DiscoveredPlugin, process: asyncio.subprocess.Process, local: socket.socket
+    ) -> PluginConnection | None:
+        """Watch the process just started for ``found``, log its output, connect to it;
+        None (logged, the process stopped) if that fails."""
+        started = asyncio.get_running_loop().time()
+        plugin = self._new_plugin(
+            idx=found.idx,
+            base=found.base,
+            config=found.config,
+            process=process,
+            stop_grace=self.config.plugin_stop_grace,
+        )
+        self._spawn(self._watch_process(plugin, process, started))
+        if process.stdout is not None:  # stdout and stderr of the plugin
+            self._spawn(log_output(found.name, process.stdout))
+        try:
+            self._claim_name(plugin, found.idx, found.base)
+            await plugin.connect(local)
+        except Exception as exc:
+            local.close()
+            logger.warning("failed to start pre-installed NRI plugin %s: %s", found.name, exc)
             await plugin.stop()
             return None
         return plugin
 
     async def _watch_process(
-        self, plugin: PluginConnection, process: asyncio.subprocess.Process
+        self, plugin: PluginConnection, process: asyncio.subprocess.Process, started: float
     ) -> None:
+        """Wait for a launched plugin's process to exit; close the plugin, and have it
+        relaunched if ``restart_plugins`` says so and the adaptation is not stopping."""
         status = await process.wait()
-        if not self._stopping:
+        uptime = asyncio.get_running_loop().time() - started
+        restart = self.config.restart_plugins and not self._stopping
+        if not self._stopping and not restart:
             logger.warning(
                 "pre-installed NRI plugin %s (pid %d) exited with status %d",
                 plugin.name,
@@ -297,6 +365,59 @@ class Adaptation:
                 status,
             )
         plugin.close()
+        if restart:
+            self._schedule_restart(
+                plugin.name, f"pid {process.pid} {describe_exit(status)}", uptime
+            )
+        await plugin.wait_closed()
+        # Gone for good (a relaunch is a new connection): nothing left to stop or close.
+        self._connections.discard(plugin)
+
+    def _schedule_restart(self, name: str, why: str, uptime: float) -> None:
+        """Relaunch ``name`` after its next backoff delay; one log line says why and when."""
+        if self._stopping:
+            return
+        config = self.config
+        delay = self._supervisor.next_delay(
+            name, uptime, config.restart_backoff, config.restart_backoff_max
+        )
+        logger.warning(
+            "restarting pre-installed NRI plugin %s in %gs (restart %d): %s",
+            name,
+            delay,
+            self._supervisor.restarts(name),
+            why,
+        )
+        self._supervisor.schedule(self._relaunch(name, delay))
+
+    async def _relaunch(self, name: str, delay: float) -> None:
+        """After ``delay``, launch ``name`` again if it is still a trusted plugin file, and
+        register and synchronize it as a plugin joining late. Cancelled by :meth:`stop`."""
+        await asyncio.sleep(delay)
+        if self._stopping:
+            return
+        found = find_plugin(self.config, name)
+        if found is None:
+            logger.warning("pre-installed NRI plugin %s is not restarted any more", name)
+            self._supervisor.forget(name)
+            return
+        spawned = await spawn_plugin(found)
+        if spawned is None:
+            self._schedule_restart(name, "it could not be started", 0.0)
+            return
+        # From here on the process's watcher schedules the next relaunch if this one fails.
+        plugin = await self._connect_launched(found, *spawned)
+        if plugin is None:
+            return
+        try:
+            await plugin.start(self.config.runtime_name, self.config.runtime_version)
+            await self._synchronize_late(plugin)
+        except (PluginError, AdaptationError) as exc:
+            logger.warning("failed to restart pre-installed NRI plugin %s: %s", name, exc)
+            await plugin.stop()
+        except BaseException:
+            await plugin.stop()
+            raise
 
     async def _start_plugins(self) -> None:
         found = discover_plugins(self.config)
@@ -307,6 +428,8 @@ class Adaptation:
         try:
             pods, containers = await self._sync_fn()
         except Exception as exc:
+            # start() fails: nothing of this is to be relaunched.
+            self._stopping = True
             for p in plugins:
                 await p.stop()
             raise AdaptationError(
@@ -358,7 +481,12 @@ class Adaptation:
 
     def _plugin_closed(self, plugin: PluginConnection) -> None:
         if self._names.get(plugin.name) is plugin:
-            del self._names[plugin.name]
+            old = plugin.replaces
+            if old is not None and not old.closed:
+                # A replacement that failed: the name stays with the plugin still serving.
+                self._names[plugin.name] = old
+            else:
+                del self._names[plugin.name]
         was_registered = plugin in self._plugins
         if was_registered:
             self._plugins = [p for p in self._plugins if p is not plugin]
@@ -426,6 +554,12 @@ class Adaptation:
             await plugin.start(self.config.runtime_name, self.config.runtime_version)
         except PluginError as exc:
             raise AdaptationError(f"failed to start external plugin: {exc}") from exc
+        return await self._synchronize_late(plugin)
+
+    async def _synchronize_late(self, plugin: PluginConnection) -> PluginInfo:
+        """Synchronize a registered plugin joining the running adaptation and add it (an
+        external plugin, or a relaunched pre-installed one); AdaptationError says what
+        failed."""
         async with self._sync_lock.write():
             try:
                 pods, containers = await self._sync_fn()
@@ -445,16 +579,42 @@ class Adaptation:
                     if plugin.closed
                     else f"plugin {plugin.name} connected while the adaptation is stopping"
                 )
-            async with self._lock:
-                self._add_plugin(plugin)
+            async with self._gate.exclusive():
+                replaced = self._take_over(plugin)
             plugin.mark_synchronized()
             logger.info("plugin %s connected and synchronized", plugin.name)
-            return plugin.info()
+        if replaced is not None:
+            await self._retire(replaced)
+        return plugin.info()
+
+    def _take_over(self, plugin: PluginConnection) -> PluginConnection | None:
+        """Add ``plugin``; if it replaces a live plugin, drop that one in the same step and
+        return it. (Called with the gate held: no event sees both or neither.)"""
+        old, plugin.replaces = plugin.replaces, None
+        if old is not None and old in self._plugins:
+            self._plugins = [p for p in self._plugins if p is not old]
+            logger.info(
+                "plugin %s (%s) replaced by %s", old.name, old.qualified_name, plugin.qualified_name
+            )
+            if self._metrics is not None:
+                self._metrics.plugin_closed(old.name)
+            if self._on_closed is not None:
+                self._hook(self._on_closed, old)
+        self._add_plugin(plugin)
+        return old
+
+    async def _retire(self, old: PluginConnection) -> None:
+        """Shut a replaced plugin down: Shutdown, then close (and stop its process)."""
+        await old.shutdown(self.config.shutdown_timeout)
+        if old.external:
+            old.close()
+        else:
+            await old.stop()
 
     async def _plugin_update(
         self, plugin: PluginConnection, request: pb.UpdateContainersRequest
     ) -> list[pb.ContainerUpdate]:
-        async with self._lock:
+        async with self._gate.exclusive():
             if plugin not in self._plugins:
                 raise plugin.refuse(
                     Code.PERMISSION_DENIED,
@@ -472,161 +632,3 @@ class Adaptation:
                     )
                 await self._evict_fn(list(request.evict))
             return failed
-
-    # -- lifecycle events --------------------------------------------------------------------
-
-    async def _relay(self, event: int, method: str, request: Message, rtype: type[M]) -> None:
-        async with self._lock:
-            for plugin in list(self._plugins):
-                await plugin.event(event, method, request, rtype)
-
-    async def run_pod_sandbox(self, request: pb.RunPodSandboxRequest) -> None:
-        """Relay RunPodSandbox; raises PluginError if a plugin fails it."""
-        await self._relay(pb.RUN_POD_SANDBOX, "RunPodSandbox", request, pb.RunPodSandboxResponse)
-
-    async def update_pod_sandbox(
-        self, request: pb.UpdatePodSandboxRequest
-    ) -> pb.UpdatePodSandboxResponse:
-        """Relay UpdatePodSandbox; raises PluginError if a plugin fails it."""
-        await self._relay(
-            pb.UPDATE_POD_SANDBOX, "UpdatePodSandbox", request, pb.UpdatePodSandboxResponse
-        )
-        return pb.UpdatePodSandboxResponse()
-
-    async def post_update_pod_sandbox(self, request: pb.PostUpdatePodSandboxRequest) -> None:
-        """Relay PostUpdatePodSandbox; raises PluginError if a plugin fails it."""
-        await self._relay(
-            pb.POST_UPDATE_POD_SANDBOX,
-            "PostUpdatePodSandbox",
-            request,
-            pb.PostUpdatePodSandboxResponse,
-        )
-
-    async def stop_pod_sandbox(self, request: pb.StopPodSandboxRequest) -> None:
-        """Relay StopPodSandbox; raises PluginError if a plugin fails it."""
-        await self._relay(pb.STOP_POD_SANDBOX, "StopPodSandbox", request, pb.StopPodSandboxResponse)
-
-    async def remove_pod_sandbox(self, request: pb.RemovePodSandboxRequest) -> None:
-        """Relay RemovePodSandbox; raises PluginError if a plugin fails it."""
-        await self._relay(
-            pb.REMOVE_POD_SANDBOX, "RemovePodSandbox", request, pb.RemovePodSandboxResponse
-        )
-
-    async def create_container(
-        self, request: pb.CreateContainerRequest
-    ) -> pb.CreateContainerResponse:
-        """Relay CreateContainer, merge the adjustments and run the validators.
-
-        Raises PluginError if a plugin fails, ConflictError if two plugins claim the same
-        field and ValidationError if a validator rejects the result.
-        """
-        async with self._lock:
-            plugins = list(self._plugins)
-            result = CreateResult(request)
-            for plugin in plugins:
-                reply = await plugin.event(
-                    pb.CREATE_CONTAINER, CREATE_CONTAINER, request, pb.CreateContainerResponse
-                )
-                if reply is not None:
-                    self._apply(CREATE_CONTAINER, result, plugin.name, reply)
-            response = result.response()
-            self._report(CREATE_CONTAINER, result)
-            validators = [
-                p
-                for p in self._plugins
-                if p in plugins and p.subscribed(pb.VALIDATE_CONTAINER_ADJUSTMENT)
-            ]
-            if not validators and self._default_validator is None:
-                return response
-            instances = [pb.PluginInstance(name=p.base, index=p.idx) for p in plugins]
-            if self._default_validator is not None:
-                idx, _, base = self._default_validator.name.partition("-")
-                instances.insert(0, pb.PluginInstance(name=base, index=idx))
-            validate = result.validation_request(instances)
-            if self._default_validator is not None:
-                self._default_validator.validate(validate)
-            errors = await asyncio.gather(*(p.validate(validate) for p in validators))
-            for error in errors:
-                if error is not None:
-                    raise error
-            return response
-
-    async def post_create_container(self, request: pb.PostCreateContainerRequest) -> None:
-        """Relay PostCreateContainer; raises PluginError if a plugin fails it."""
-        await self._relay(
-            pb.POST_CREATE_CONTAINER,
-            "PostCreateContainer",
-            request,
-            pb.PostCreateContainerResponse,
-        )
-
-    async def start_container(self, request: pb.StartContainerRequest) -> None:
-        """Relay StartContainer; raises PluginError if a plugin fails it."""
-        await self._relay(pb.START_CONTAINER, "StartContainer", request, pb.StartContainerResponse)
-
-    async def post_start_container(self, request: pb.PostStartContainerRequest) -> None:
-        """Relay PostStartContainer; raises PluginError if a plugin fails it."""
-        await self._relay(
-            pb.POST_START_CONTAINER, "PostStartContainer", request, pb.PostStartContainerResponse
-        )
-
-    async def update_container(
-        self, request: pb.UpdateContainerRequest
-    ) -> pb.UpdateContainerResponse:
-        """Relay UpdateContainer and merge the plugins' updates."""
-        async with self._lock:
-            result = UpdateResult(request)
-            for plugin in list(self._plugins):
-                reply = await plugin.event(
-                    pb.UPDATE_CONTAINER, UPDATE_CONTAINER, request, pb.UpdateContainerResponse
-                )
-                if reply is not None:
-                    self._apply(UPDATE_CONTAINER, result, plugin.name, reply)
-            self._report(UPDATE_CONTAINER, result)
-            return result.response()
-
-    async def post_update_container(self, request: pb.PostUpdateContainerRequest) -> None:
-        """Relay PostUpdateContainer; raises PluginError if a plugin fails it."""
-        await self._relay(
-            pb.POST_UPDATE_CONTAINER,
-            "PostUpdateContainer",
-            request,
-            pb.PostUpdateContainerResponse,
-        )
-
-    async def stop_container(self, request: pb.StopContainerRequest) -> pb.StopContainerResponse:
-        """Relay StopContainer and merge the plugins' updates."""
-        async with self._lock:
-            result = StopResult(request)
-            for plugin in list(self._plugins):
-                reply = await plugin.event(
-                    pb.STOP_CONTAINER, STOP_CONTAINER, request, pb.StopContainerResponse
-                )
-                if reply is not None:
-                    self._apply(STOP_CONTAINER, result, plugin.name, reply)
-            self._report(STOP_CONTAINER, result)
-            return result.response()
-
-    def _apply(
-        self, event: str, result: CreateResult | UpdateResult | StopResult, plugin: str, reply: Any
-    ) -> None:
-        try:
-            result.apply(plugin, reply)
-        except ConflictError:
-            if self._metrics is not None:
-                self._metrics.conflict(plugin, event)
-            raise
-
-    def _report(self, event: str, result: CreateResult | UpdateResult | StopResult) -> None:
-        if self._on_result is None:
-            return
-        try:
-            self._on_result(event, result.owners)
-        except Exception:
-            logger.exception("result hook %r failed for %s", self._on_result, event)
-
-    async def remove_container(self, request: pb.RemoveContainerRequest) -> None:
-        """Relay RemoveContainer; raises PluginError if a plugin fails it."""
-        await self._relay(
-            pb.REMOVE_CONTAINER, "RemoveContainer", request, pb.RemoveContainerResponse
-        )

@@ -162,18 +162,27 @@ class FieldOwners:
         Claiming ``OciHooks`` never conflicts: the owners accumulate as ``"a,b"``. Note
         that, as upstream, a plugin claiming the same entry twice conflicts with itself.
         """
-        _check_key(field, key)
-        if field == _OCI_HOOKS:
-            self.accumulate(container_id, field, plugin)
-            return
-        owners = self._for(container_id)
+        # This runs for every claimed entry of every reply: the checks of _check_key and
+        # _for are inlined.
+        if (field in COMPOUND_FIELDS) is (key is None):
+            _check_key(field, key)
+        owners = self._owners.get(container_id)
         if key is None:
+            if field == _OCI_HOOKS:
+                self.accumulate(container_id, field, plugin)
+                return
+            if owners is None:
+                owners = self._owners[container_id] = _ContainerOwners()
             current = owners.simple.get(field)
             if current is not None and (other := _free_for(current, plugin)) is not None:
                 raise ConflictError(field, plugin, other)
             owners.simple[field] = plugin
             return
-        entries = owners.compound.setdefault(field, {})
+        if owners is None:
+            owners = self._owners[container_id] = _ContainerOwners()
+        entries = owners.compound.get(field)
+        if entries is None:
+            entries = owners.compound[field] = {}
         current = entries.get(key)
         if current is not None and (other := _free_for(current, plugin)) is not None:
             raise ConflictError(field, plugin, other, key)

@@ -8,9 +8,9 @@ conn 2; for a pre-installed plugin it also owns the launched process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
+import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.message import Message
 
+from nri.adaptation._config import PluginSettings, TimeoutPolicy
 from nri.adaptation._owners import go_quote
+from nri.adaptation._supervisor import signal_process
 from nri.adaptation._validator import ValidationError, validation_result
 from nri.api import (
     NRI_VERSION,
@@ -87,6 +89,20 @@ class PluginError(Exception):
     """A plugin failed a request in a way that fails the runtime's event (not fatal)."""
 
 
+class PluginTimeoutError(PluginError):
+    """A plugin did not answer an event in time and its timeout policy fails the event."""
+
+
+def request_subject(request: Message) -> str:
+    """What an event request is about, for logs: ``container ID (pod NS/NAME)`` or ``pod``."""
+    req: Any = request
+    fields = req.DESCRIPTOR.fields_by_name
+    pod = f"pod {req.pod.namespace}/{req.pod.name}" if "pod" in fields else ""
+    if "container" in fields and req.container.id:
+        return f"container {req.container.id} ({pod})" if pod else f"container {req.container.id}"
+    return pod or req.DESCRIPTOR.name
+
+
 @dataclasses.dataclass(frozen=True)
 class PluginInfo:
     """A snapshot of a registered plugin, for introspection."""
@@ -144,6 +160,7 @@ class PluginConnection:
         base: str = "",
         config: str = "",
         process: asyncio.subprocess.Process | None = None,
+        stop_grace: float = 2.0,
         registration_timeout: float,
         request_timeout: float,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -153,9 +170,14 @@ class PluginConnection:
         client_interceptors: Sequence[Interceptor] = (),
         server_interceptors: Sequence[Interceptor] = (),
         observer: PluginObserver | None = None,
+        timeout_policy: TimeoutPolicy = "close",
+        max_consecutive_timeouts: int = 3,
     ) -> None:
         # Told of every request's latency and outcome (nri.metrics), if given.
         self._observer = observer
+        # Seconds the launched process has between SIGTERM and SIGKILL in stop().
+        self.stop_grace = stop_grace
+        self._stop_task: asyncio.Task[None] | None = None
         # Interceptors (nri.ttrpc) around calls to the plugin and the plugin's requests.
         self._client_interceptors = tuple(client_interceptors)
         self._server_interceptors = tuple(server_interceptors)
@@ -166,6 +188,11 @@ class PluginConnection:
         self.registration_timeout = registration_timeout
         self.request_timeout = request_timeout
         self.max_message_size = max_message_size
+        self.timeout_policy: TimeoutPolicy = timeout_policy
+        self.max_consecutive_timeouts = max_consecutive_timeouts
+        self._timeouts_in_a_row = 0
+        # The live plugin of the same name this one is to take over from (replace_plugins).
+        self.replaces: PluginConnection | None = None
         self.events = EventMask(0)
         self.state_change_only = False
         self.pid: int | None = process.pid if process is not None else None
@@ -218,6 +245,15 @@ class PluginConnection:
             # The bit test of EventMask.__contains__, without its type dispatch.
             return (self.events >> (event - 1)) & 1 == 1
         return event in self.events
+
+    def apply_settings(self, settings: PluginSettings) -> None:
+        """Take the per-plugin timeouts and timeout policy that are set in ``settings``."""
+        if settings.request_timeout is not None:
+            self.request_timeout = settings.request_timeout
+        if settings.registration_timeout is not None:
+            self.registration_timeout = settings.registration_timeout
+        if settings.timeout_policy is not None:
+            self.timeout_policy = settings.timeout_policy
 
     # -- connection --------------------------------------------------------------------------
 
@@ -486,10 +522,62 @@ class PluginConnection:
     ) -> M | None:
         """Relay one lifecycle event if subscribed; None if not subscribed or now closed.
 
-        Fatal errors close the plugin and return None; other errors raise PluginError.
+        Fatal errors close the plugin and return None; other errors raise PluginError. A
+        timeout is handled by the plugin's :data:`~nri.adaptation.TimeoutPolicy`.
         """
         if not self.subscribed(event) or self._closed:
             return None
+        try:
+            reply = await self._event(event, method, request, response_type)
+        except (DeadlineExceededError, TimeoutError) as exc:
+            self._timed_out(method, request, exc)
+            return None
+        self._timeouts_in_a_row = 0
+        return reply
+
+    def _timed_out(self, method: str, request: Message, exc: Exception) -> None:
+        self._timeouts_in_a_row += 1
+        policy, count = self.timeout_policy, self._timeouts_in_a_row
+        what = f"{method} of {request_subject(request)}"
+        if policy == "close" or count >= self.max_consecutive_timeouts:
+            if policy != "close":
+                logger.error(
+                    "closing plugin %s: %d timeouts in a row, the last handling %s (%s)",
+                    self.name,
+                    count,
+                    what,
+                    exc,
+                )
+            else:
+                logger.error("closing plugin %s, timed out handling %s: %s", self.name, what, exc)
+            self.close()
+            if policy != "fail":
+                return
+        elif policy == "skip":
+            logger.warning(
+                "plugin %s timed out handling %s (%d in a row, closed at %d): "
+                "going on without its answer",
+                self.name,
+                what,
+                count,
+                self.max_consecutive_timeouts,
+            )
+            return
+        else:
+            logger.error(
+                "plugin %s timed out handling %s (%d in a row, closed at %d): failing the event",
+                self.name,
+                what,
+                count,
+                self.max_consecutive_timeouts,
+            )
+        raise PluginTimeoutError(
+            f"plugin {self.name} timed out handling {what} after {self.request_timeout:g}s"
+        ) from exc
+
+    async def _event(
+        self, event: int, method: str, request: Message, response_type: type[M]
+    ) -> M | None:
         try:
             if self.state_change_only and method in STATE_CHANGE_EVENTS:
                 await self._state_change(event, method, request)
@@ -507,6 +595,8 @@ class PluginConnection:
                 self.state_change_only = True
                 await self._state_change(event, method, request)
                 return response_type()
+        except (DeadlineExceededError, TimeoutError):
+            raise
         except Exception as exc:
             if is_fatal_error(exc):
                 logger.error(
@@ -554,6 +644,22 @@ class PluginConnection:
 
     # -- shutdown ----------------------------------------------------------------------------
 
+    async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 (sent on the wire)
+        """Tell a configured plugin that the runtime is going away (NRI Shutdown).
+
+        Best effort: waits at most ``timeout`` seconds for the answer and never raises; the
+        connection stays open (the plugin usually closes it).
+        """
+        registered = self._registered
+        if self._closed or timeout <= 0 or not self.events:
+            return
+        if not registered.done() or registered.exception() is not None:
+            return
+        try:
+            await self._call("Shutdown", pb.Empty(), pb.Empty, timeout=timeout)
+        except Exception as exc:
+            logger.info("plugin %s did not answer Shutdown: %s", self.name, exc)
+
     def _mux_closed(self, reason: Exception | None) -> None:
         if not self._closed:
             logger.info("connection to plugin %s closed (%s)", self.name, reason or "by peer")
@@ -574,14 +680,29 @@ class PluginConnection:
             self._on_close(self)
 
     async def stop(self) -> None:
-        """Close, and SIGKILL and reap the process of a launched plugin."""
+        """Close, and stop and reap the process of a launched plugin: SIGTERM, then SIGKILL
+        if it has not exited ``stop_grace`` seconds later (at once if that is 0).
+
+        Concurrent calls share one stop; it goes on if the caller is cancelled."""
         self.close()
-        process = self.process
-        if process is None:
+        if self.process is None:
             return
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._stop_process(self.process))
+        await asyncio.shield(self._stop_task)
+
+    async def _stop_process(self, process: asyncio.subprocess.Process) -> None:
+        if process.returncode is None and self.stop_grace > 0:
+            signal_process(process, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), self.stop_grace)
+            except TimeoutError:
+                logger.warning(
+                    "plugin %s did not exit within %gs of SIGTERM; killing it",
+                    self.qualified_name,
+                    self.stop_grace,
+                )
+        signal_process(process, signal.SIGKILL)
         await process.wait()
 
     async def wait_closed(self) -> None:

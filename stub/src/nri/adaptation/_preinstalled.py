@@ -12,11 +12,12 @@ import stat
 
 from nri.adaptation._config import AdaptationError, Config
 from nri.adaptation._trust import UntrustedPathError, check_directory, check_executable
+from nri.adaptation._wasm import is_wasm
 from nri.api import InvalidPluginIndexError, InvalidPluginNameError, parse_plugin_name
 from nri.decode import TextFileError, read_text_file
 from nri.net import plugin_environment, socketpair, spawn_with_socket
 
-__all__ = ["DiscoveredPlugin", "discover_plugins", "spawn_plugin"]
+__all__ = ["DiscoveredPlugin", "discover_plugins", "find_plugin", "spawn_plugin"]
 
 logger = logging.getLogger("nri.adaptation")
 
@@ -29,6 +30,8 @@ class DiscoveredPlugin:
     base: str
     path: str
     config: str
+    #: A WebAssembly module (``\0asm``): run in-process with wasmtime, not executed.
+    wasm: bool = False
 
     @property
     def name(self) -> str:
@@ -58,35 +61,60 @@ def discover_plugins(config: Config) -> list[DiscoveredPlugin]:
         return []
     found = []
     for entry in entries:
-        try:
-            st = entry.stat()
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
-            continue
-        try:
-            idx, base = parse_plugin_name(entry.name)
-        except (InvalidPluginNameError, InvalidPluginIndexError) as exc:
-            logger.warning(
-                "skipping %s in plugin directory %s: not named NN-name (%s)",
-                entry.name,
-                path,
-                exc,
-            )
-            continue
-        try:
-            check_executable(entry.path)
-        except (OSError, UntrustedPathError) as exc:
-            logger.warning("refusing to launch plugin %s: %s", entry.path, exc)
-            continue
-        try:
-            drop_in = plugin_config(config, idx, base)
-        except TextFileError as exc:
-            logger.warning("skipping plugin %s: %s", entry.name, exc)
-            continue
-        logger.info("discovered plugin %s", entry.name)
-        found.append(DiscoveredPlugin(idx, base, entry.path, drop_in))
+        plugin = _check_entry(config, entry.path, entry.name, listed=True)
+        if plugin is not None:
+            logger.info("discovered plugin %s", entry.name)
+            found.append(plugin)
     return found
+
+
+def find_plugin(config: Config, name: str) -> DiscoveredPlugin | None:
+    """``NN-name`` from ``config.plugin_path`` checked again as :func:`discover_plugins`
+    does (trust, drop-in configuration read anew); None, logged, when it can no longer be
+    launched (removed, no longer executable, untrusted, ...)."""
+    path = os.path.join(config.plugin_path, name)
+    try:
+        check_directory(config.plugin_path)
+    except (OSError, UntrustedPathError) as exc:
+        logger.error("refusing to launch any plugin from %s: %s", config.plugin_path, exc)
+        return None
+    return _check_entry(config, path, name, listed=False)
+
+
+def _check_entry(config: Config, path: str, name: str, *, listed: bool) -> DiscoveredPlugin | None:
+    """The plugin at ``path`` if it may be launched; None otherwise, logged unless it is no
+    plugin at all in a directory listing (a README, a subdirectory)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if not listed:
+            logger.warning("plugin %s is gone from %s: %s", name, config.plugin_path, exc)
+        return None
+    if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
+        if not listed:
+            logger.warning("plugin %s is no longer an executable file", path)
+        return None
+    try:
+        idx, base = parse_plugin_name(name)
+    except (InvalidPluginNameError, InvalidPluginIndexError) as exc:
+        logger.warning(
+            "skipping %s in plugin directory %s: not named NN-name (%s)",
+            name,
+            config.plugin_path,
+            exc,
+        )
+        return None
+    try:
+        check_executable(path)
+    except (OSError, UntrustedPathError) as exc:
+        logger.warning("refusing to launch plugin %s: %s", path, exc)
+        return None
+    try:
+        drop_in = plugin_config(config, idx, base)
+    except TextFileError as exc:
+        logger.warning("skipping plugin %s: %s", name, exc)
+        return None
+    return DiscoveredPlugin(idx, base, path, drop_in, is_wasm(path))
 
 
 def plugin_config(config: Config, idx: str, base: str) -> str:
@@ -110,7 +138,10 @@ async def spawn_plugin(
     found: DiscoveredPlugin,
 ) -> tuple[asyncio.subprocess.Process, socket.socket] | None:
     """Start ``found`` with its end of a socket pair on fd 3; the process and our end, or
-    None (logged) when it cannot be started."""
+    None (logged) when it cannot be started.
+
+    The process's stderr goes to the same pipe as its stdout (``process.stdout``), so that
+    :func:`nri.adaptation._output.log_output` logs both, interleaved as written."""
     local, peer = socketpair()
     try:
         try:

@@ -20,7 +20,8 @@ Shape quirks kept for parity with upstream:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, MutableSequence, Sequence
+from collections.abc import Iterable, Mapping, MutableSequence, Sequence
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -63,6 +64,30 @@ _MOUNTS = _F("Mounts")
 _ENV = _F("Env")
 _DEVICES = _F("Devices")
 _CPU_STRING_FIELDS = (("cpus", _F("CPUSetCPUs")), ("mems", _F("CPUSetMems")))
+# What CreateResult marks present in the request's container and in its collected
+# adjustment, serialized once: parsing these few bytes is cheaper than the SetInParent calls.
+_CONTAINER_INIT = pb.Container(
+    hooks=pb.Hooks(),
+    linux=pb.LinuxContainer(
+        resources=pb.LinuxResources(memory=pb.LinuxMemory(), cpu=pb.LinuxCPU())
+    ),
+).SerializeToString()
+_ADJUST_INIT = pb.ContainerAdjustment(
+    hooks=pb.Hooks(),
+    linux=pb.LinuxContainerAdjustment(
+        resources=pb.LinuxResources(memory=pb.LinuxMemory(), cpu=pb.LinuxCPU())
+    ),
+).SerializeToString()
+# ContainerAdjustment's fields, as ListFields names them.
+_ADJ_FIELD = pb.ContainerAdjustment.DESCRIPTOR.fields_by_name
+_ADJ_ANNOTATIONS = _ADJ_FIELD["annotations"]
+_ADJ_MOUNTS = _ADJ_FIELD["mounts"]
+_ADJ_ENV = _ADJ_FIELD["env"]
+_ADJ_ARGS = _ADJ_FIELD["args"]
+_ADJ_HOOKS = _ADJ_FIELD["hooks"]
+_ADJ_LINUX = _ADJ_FIELD["linux"]
+_ADJ_RLIMITS = _ADJ_FIELD["rlimits"]
+_ADJ_CDI_DEVICES = _ADJ_FIELD["CDI_devices"]
 _HOOK_KINDS = (
     "prestart",
     "poststart",
@@ -253,28 +278,29 @@ class CreateResult(_Collector):
 
     ``request`` is changed in place: its container gets the empty structures upstream
     adds and then every applied adjustment. The container as it was before any plugin
-    (after that initialization) is kept for :meth:`validation_request`.
+    (after that initialization) is kept for :meth:`validation_request`; a caller that
+    will not ask for it passes ``keep_original=False`` to save copying the container.
     """
 
     def __init__(
         self,
         request: pb.CreateContainerRequest,
         plugins: Sequence[pb.PluginInstance] | None = None,
+        *,
+        keep_original: bool = True,
     ) -> None:
         super().__init__()
         self._request = request
         self._plugins = list(plugins or [])
         container = self._container = request.container
         self._cid = container.id
-        container.hooks.SetInParent()
-        container.linux.resources.memory.SetInParent()
-        container.linux.resources.cpu.SetInParent()
-        self._original = pb.Container()
-        self._original.CopyFrom(container)
-        adjust = self._adjust = pb.ContainerAdjustment()
-        adjust.hooks.SetInParent()
-        adjust.linux.resources.memory.SetInParent()
-        adjust.linux.resources.cpu.SetInParent()
+        # One parse of a few bytes marks hooks and linux.resources.{memory,cpu} present.
+        container.MergeFromString(_CONTAINER_INIT)
+        # Copied just before the first adjustment changes the container (none may come).
+        self._keep_original = keep_original
+        self._original: pb.Container | None = None
+        self._changed = False
+        self._adjust = pb.ContainerAdjustment.FromString(_ADJUST_INIT)
 
     def _creating_id(self) -> str | None:
         return self._cid
@@ -285,25 +311,38 @@ class CreateResult(_Collector):
             return
         if response.HasField("adjust"):
             self._apply_adjustment(response.adjust, plugin)
-        self._update(response.update, plugin)
-        self._evict(response.evict)
+        if response.update:
+            self._update(response.update, plugin)
+        if response.evict:
+            self._evict(response.evict)
 
     def response(self) -> pb.CreateContainerResponse:
         """Return the collected response for the runtime."""
         msg = pb.CreateContainerResponse()
         _set(msg, "adjust", self._adjust)
-        msg.update.extend(self._reply_updates)
-        msg.evict.extend(self._evictions)
+        if self._reply_updates:
+            msg.update.extend(self._reply_updates)
+        if self._evictions:
+            msg.evict.extend(self._evictions)
         return msg
 
     def validation_request(
         self, plugins: Sequence[pb.PluginInstance] | None = None
     ) -> pb.ValidateContainerAdjustmentRequest:
-        """Return the request validators get: pod, original container, merged result."""
+        """Return the request validators get: pod, original container, merged result.
+
+        Raises ValueError if the result was made with ``keep_original=False`` and an
+        adjustment has changed the container since.
+        """
+        if self._changed and self._original is None:
+            raise ValueError(
+                "validation_request needs the original container: "
+                "this CreateResult was made with keep_original=False"
+            )
         msg = pb.ValidateContainerAdjustmentRequest()
         if self._request.HasField("pod"):
             _set(msg, "pod", self._request.pod)
-        _set(msg, "container", self._original)
+        _set(msg, "container", self._container if self._original is None else self._original)
         _set(msg, "adjust", self._adjust)
         msg.update.extend(self._reply_updates)
         _set(msg, "owners", self._owners.to_proto())
@@ -314,19 +353,26 @@ class CreateResult(_Collector):
 
     def _apply_adjustment(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
         # Only the parts the plugin set, in a fixed order (the order conflicts are found in).
-        present = {field.name for field, _ in adj.ListFields()}
-        if "annotations" in present:
-            self._annotations(adj, plugin)
-        if "mounts" in present:
-            self._mounts(adj, plugin)
-        if "env" in present:
-            self._env(adj, plugin)
-        if "args" in present:
-            self._args(adj, plugin)
-        if "hooks" in present:
-            self._hooks(adj, plugin)
-        if "linux" in present:
-            linux = adj.linux
+        present: dict[Any, Any] = dict(adj.ListFields())
+        if not present:
+            return
+        if not self._changed:
+            self._changed = True
+            if self._keep_original:
+                original = self._original = pb.Container()
+                original.CopyFrom(self._container)
+        get = present.get
+        if (annotations := get(_ADJ_ANNOTATIONS)) is not None:
+            self._annotations(annotations, plugin)
+        if (mounts := get(_ADJ_MOUNTS)) is not None:
+            self._mounts(mounts, plugin)
+        if (env := get(_ADJ_ENV)) is not None:
+            self._env(env, plugin)
+        if (args := get(_ADJ_ARGS)) is not None:
+            self._args(args, plugin)
+        if (hooks := get(_ADJ_HOOKS)) is not None:
+            self._hooks(hooks, plugin)
+        if (linux := get(_ADJ_LINUX)) is not None:
             self._devices(linux, plugin)
             if linux.HasField("resources"):
                 _merge_resources(
@@ -342,13 +388,13 @@ class CreateResult(_Collector):
             self._sysctl(linux, plugin)
             self._net_devices(linux, plugin)
             self._rdt(linux, plugin)
-        if "rlimits" in present:
-            self._rlimits(adj, plugin)
-        if "CDI_devices" in present:
-            self._cdi_devices(adj, plugin)
+        if (rlimits := get(_ADJ_RLIMITS)) is not None:
+            self._rlimits(rlimits, plugin)
+        if (cdi_devices := get(_ADJ_CDI_DEVICES)) is not None:
+            self._cdi_devices(cdi_devices, plugin)
 
-    def _annotations(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
-        items = dict(adj.annotations)
+    def _annotations(self, annotations: Mapping[str, str], plugin: str) -> None:
+        items = dict(annotations)
         if not items:
             return
         container, reply = self._container.annotations, self._adjust.annotations
@@ -370,15 +416,15 @@ class CreateResult(_Collector):
         for key in pending:
             reply["-" + key] = ""
 
-    def _mounts(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
-        if not adj.mounts:
+    def _mounts(self, mounts: Sequence[pb.Mount], plugin: str) -> None:
+        if not mounts:
             return
         container, reply = self._container, self._adjust
         cid, owners = self._cid, self._owners
         add: list[pb.Mount] = []
         removed: dict[str, pb.Mount] = {}
         modified: set[str] = set()
-        for mount in adj.mounts:
+        for mount in mounts:
             if mount.destination.startswith("-"):
                 removed[mount.destination[1:]] = mount
             else:
@@ -408,8 +454,7 @@ class CreateResult(_Collector):
                 reply.mounts.append(mount)
         container.mounts.extend(add)
 
-    def _env(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
-        entries = adj.env
+    def _env(self, entries: Sequence[pb.KeyValue], plugin: str) -> None:
         if not entries:
             return
         container, reply = self._container, self._adjust
@@ -432,15 +477,16 @@ class CreateResult(_Collector):
             _replace_if_shorter(reply.env, kept)
         _drop_env(container.env, removed.union([key for key, _ in add]))
         reply_env = reply.env
+        claim = owners.claim
         for key, kv in add:
-            owners.claim(cid, _ENV, plugin, key)
+            claim(cid, _ENV, plugin, key)
             reply_env.append(kv)
         container.env.extend([f"{key}={kv.value}" for key, kv in add])
 
-    def _args(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
-        if not adj.args:
+    def _args(self, given: Sequence[str], plugin: str) -> None:
+        if not given:
             return
-        args = list(adj.args)
+        args = list(given)
         if args[0] == "":
             self._owners.clear(self._cid, _F("Args"), plugin)
             args = args[1:]
@@ -449,12 +495,10 @@ class CreateResult(_Collector):
             del target[:]
             target.extend(args)
 
-    def _hooks(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
-        if not adj.HasField("hooks"):
-            return
+    def _hooks(self, given: pb.Hooks, plugin: str) -> None:
         claim = False
         for kind in _HOOK_KINDS:
-            hooks = getattr(adj.hooks, kind)
+            hooks = getattr(given, kind)
             if hooks:
                 getattr(self._adjust.hooks, kind).extend(hooks)
                 getattr(self._container.hooks, kind).extend(hooks)
@@ -592,15 +636,15 @@ class CreateResult(_Collector):
                 _set(reply.rdt, name, getattr(rdt, name))
                 reply.rdt.remove = False
 
-    def _rlimits(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
-        for rlimit in adj.rlimits:
+    def _rlimits(self, rlimits: Sequence[pb.POSIXRlimit], plugin: str) -> None:
+        for rlimit in rlimits:
             self._owners.claim(self._cid, _F("Rlimits"), plugin, rlimit.type)
             self._container.rlimits.append(rlimit)
             self._adjust.rlimits.append(rlimit)
 
-    def _cdi_devices(self, adj: pb.ContainerAdjustment, plugin: str) -> None:
+    def _cdi_devices(self, devices: Sequence[pb.CDIDevice], plugin: str) -> None:
         # CDI devices can only be added, and go to the reply only (resolved by the runtime).
-        for dev in adj.CDI_devices:
+        for dev in devices:
             self._owners.claim(self._cid, _F("CdiDevices"), plugin, dev.name)
             self._adjust.CDI_devices.append(dev)
 
@@ -624,16 +668,16 @@ def _replace_if_shorter(target: Sequence[Message], items: Sequence[Message]) -> 
 
 def _drop_env(env: MutableSequence[str], keys: set[str]) -> None:
     """Remove the ``KEY=value`` (or bare ``KEY``) entries whose key is in ``keys``."""
-    current = list(env)
     # Quick scan for the usual case of only new keys; a NUL inside an entry can only
     # cause a false hit, which the exact filter below sorts out. An env key never
     # contains "=", so such keys cannot match any entry.
-    joined = "\0" + "\0".join(current) + "\0"
+    joined = "\0" + "\0".join(env) + "\0"
     for key in keys:
         if "=" not in key and ("\0" + key + "=" in joined or "\0" + key + "\0" in joined):
             break
     else:
         return
+    current = list(env)
     keys = {k for k in keys if "=" not in k}
     prefixes = tuple(k + "=" for k in keys)
     kept = [e for e in current if not (e.startswith(prefixes) or e in keys)]

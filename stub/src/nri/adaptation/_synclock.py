@@ -1,26 +1,37 @@
-"""The lock between plugin synchronization and the runtime's state changes."""
+"""The adaptation's locks: plugin synchronization vs. the runtime's state changes, and the
+order of events."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
-__all__ = ["SyncLock"]
+__all__ = ["EventGate", "SyncLock"]
 
 
 class SyncLock:
-    """Readers-writer lock: plugin synchronization (writer) vs. runtime blocks (readers)."""
+    """Readers-writer lock: plugin synchronization (writer) vs. runtime blocks (readers).
 
-    def __init__(self) -> None:
+    With ``writer_preference`` a waiting writer holds off new readers, so a steady stream
+    of readers cannot starve it (readers must then not nest).
+    """
+
+    def __init__(self, *, writer_preference: bool = False) -> None:
         self._cond = asyncio.Condition()
         self._readers = 0
         self._writer = False
+        self._writers_waiting = 0
+        self._writer_preference = writer_preference
+
+    def _may_read(self) -> bool:
+        return not self._writer and not (self._writer_preference and self._writers_waiting)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[None]:
         async with self._cond:
-            await self._cond.wait_for(lambda: not self._writer)
+            await self._cond.wait_for(self._may_read)
             self._readers += 1
         try:
             yield
@@ -32,7 +43,11 @@ class SyncLock:
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[None]:
         async with self._cond:
-            await self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+            self._writers_waiting += 1
+            try:
+                await self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+            finally:
+                self._writers_waiting -= 1
             self._writer = True
         try:
             yield
@@ -40,3 +55,60 @@ class SyncLock:
             async with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+@dataclasses.dataclass
+class _PodSlot:
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    users: int = 0  # events holding or waiting for the lock
+
+
+class EventGate:
+    """Who may relay to plugins at a time.
+
+    By default one event (or plugin-list change, or unsolicited update) at a time, as
+    upstream. With ``per_pod`` the events of different pods run concurrently while each
+    pod's events keep their order; :meth:`exclusive` (changes of the plugin list,
+    unsolicited updates) waits until no event runs and holds new ones off.
+    """
+
+    def __init__(self, *, per_pod: bool = False) -> None:
+        self.per_pod = per_pod
+        self._serial = asyncio.Lock()
+        self._all = SyncLock(writer_preference=True)
+        self._pods: dict[str, _PodSlot] = {}
+
+    @contextlib.asynccontextmanager
+    async def event(self, pod_id: str) -> AsyncIterator[None]:
+        """Hold the gate for one event of pod ``pod_id``."""
+        if not self.per_pod:
+            async with self._serial:
+                yield
+            return
+        slot = self._pods.get(pod_id)
+        if slot is None:
+            slot = self._pods[pod_id] = _PodSlot()
+        slot.users += 1
+        try:
+            # The pod's lock first: a waiting event of the same pod holds no read slot.
+            async with slot.lock, self._all.read():
+                yield
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                del self._pods[pod_id]
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the gate alone: no event runs meanwhile."""
+        if not self.per_pod:
+            async with self._serial:
+                yield
+            return
+        async with self._all.write():
+            yield
+
+    @property
+    def pods_in_flight(self) -> int:
+        """Pods with an event running or waiting (per-pod mode)."""
+        return len(self._pods)

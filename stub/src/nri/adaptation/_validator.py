@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -23,8 +23,10 @@ __all__ = [
     "REQUIRED_PLUGINS_ANNOTATION",
     "DefaultValidator",
     "DefaultValidatorConfig",
+    "RequiredPluginError",
     "ValidationError",
     "effective_annotation",
+    "missing_plugins",
     "validation_result",
 ]
 
@@ -219,6 +221,34 @@ def _parse_plugin_list(key: str, value: str) -> list[str]:
 
 class _Rejected(Exception):
     """Internal: the reason of a rejection."""
+
+
+class RequiredPluginError(ValidationError):
+    """A plugin of ``Config.required_plugins`` is not registered (or was just dropped), so
+    the container is not created."""
+
+    def __init__(self, message: str, *, missing: Sequence[str]) -> None:
+        super().__init__(message)
+        self.missing = list(missing)
+
+
+def missing_plugins(
+    required: Sequence[str],
+    present: Sequence[tuple[str, str]],
+    pod: pb.PodSandbox,
+    container: str,
+    *,
+    tolerate_annotation: str = "",
+) -> list[str]:
+    """The names in ``required`` (``NN-name`` or ``name``) that none of the ``present``
+    ``(idx, name)`` plugins has; none if the pod's ``tolerate_annotation`` is true for the
+    container (an invalid value tolerates nothing)."""
+    if tolerate_annotation:
+        value = effective_annotation(pod, tolerate_annotation, container)
+        if value is not None and value in _GO_TRUE:
+            return []
+    names = {base for _, base in present} | {f"{idx}-{base}" for idx, base in present}
+    return [r for r in required if r not in names]
 
 
 class DefaultValidator:

@@ -96,6 +96,10 @@ class AdaptationMetrics:
         if evictions:
             self._evictions.labels(plugin).inc(evictions)
 
+    def evictions_requested(self, plugin: str, evictions: int) -> None:
+        """Count the evictions ``plugin`` asked for in a reply to an event."""
+        self._evictions.labels(plugin).inc(evictions)
+
     def plugin_registered(self, plugin: str) -> None:
         """Count a plugin joining the invocation list."""
         self._registered.inc()

@@ -38,6 +38,9 @@ class AdaptationObserver(PluginObserver, Protocol):
     def conflict(self, plugin: str, event: str) -> None:
         """``plugin`` claimed a field another plugin owns while handling ``event``."""
 
+    def evictions_requested(self, plugin: str, evictions: int) -> None:
+        """``plugin`` asked to evict ``evictions`` containers in its reply to an event."""
+
 
 class StubObserver(Protocol):
     """What a plugin stub reports."""

@@ -11,6 +11,11 @@ which need a known ``--socket``, or plugins started elsewhere) are waited for wi
 ``--wait-for``: a plugin that registers at several indices from one process, such as
 nri-differ, is waited for by naming every registration or counting them.
 
+The adaptation's settings beyond upstream's (``--timeout-policy``, ``--plugin-timeout``,
+``--require-plugin``, ``--replace-plugins``, ... see :mod:`nri.mock._settings`) override
+those of the scenario's ``runtime`` section; a bad value is reported on one line as
+``nri-mock-runtime: error: ...``.
+
 Exit status: 0 every expectation held, 1 an expectation failed, 2 bad usage or an invalid
 scenario file, 3 a plugin failed to start or register.
 """
@@ -39,6 +44,7 @@ from nri.mock._render import (
 )
 from nri.mock._scenario import Scenario, ScenarioError, load_scenario
 from nri.mock._serve import serve
+from nri.mock._settings import add_settings_options, settings_from_args
 from nri.mock._startup import (
     EXIT_FAILED,
     EXIT_OK,
@@ -126,6 +132,7 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log the runtime's activity on stderr"
     )
+    add_settings_options(parser)
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -246,6 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             progress(str(exc))
             return EXIT_USAGE
+    try:
+        settings_from_args(args)
+    except ValueError as exc:
+        progress(f"error: {exc}")
+        return EXIT_USAGE
     try:
         if args.command == "run":
             return _run(args)

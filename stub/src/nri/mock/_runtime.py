@@ -25,6 +25,8 @@ from nri.adaptation import (
     Config,
     DefaultValidatorConfig,
     PluginInfo,
+    PluginSettings,
+    TimeoutPolicy,
 )
 from nri.adaptation._plugin import STATE_CHANGE_EVENTS
 from nri.api import (
@@ -41,6 +43,7 @@ from nri.stub import Plugin, Stub
 
 if TYPE_CHECKING:
     from nri.metrics import AdaptationObserver
+    from nri.ttrpc import Interceptor
 
 __all__ = ["MockRuntime"]
 
@@ -56,6 +59,10 @@ class MockRuntime(Lifecycle):
     from plugins are applied too; evictions are recorded, and acted on (the containers
     stopped and removed) only with ``act_on_evictions``, as real runtimes ignore them.
     ``metrics`` (e.g. :class:`nri.metrics.AdaptationMetrics`) observes the adaptation.
+    The adaptation's settings beyond upstream's (``timeout_policy``, ``plugin_settings``,
+    ``required_plugins``, ``replace_plugins``, ``shutdown_plugins``, ...) are the
+    :class:`~nri.adaptation.Config` fields of the same names; left out (None), Config's
+    defaults apply. Invalid values raise AdaptationError naming the setting.
     Every event is recorded in :attr:`history` with who changed what and the specs before
     and after::
 
@@ -92,6 +99,17 @@ class MockRuntime(Lifecycle):
         profile: str | RuntimeProfile = CONTAINERD,
         act_on_evictions: bool = False,
         metrics: AdaptationObserver | None = None,
+        timeout_policy: TimeoutPolicy | None = None,
+        max_consecutive_timeouts: int | None = None,
+        plugin_settings: Mapping[str, PluginSettings] | None = None,
+        required_plugins: Sequence[str] = (),
+        replace_plugins: bool | None = None,
+        per_pod_concurrency: bool | None = None,
+        shutdown_plugins: bool | None = None,
+        shutdown_timeout: float | None = None,
+        restart_plugins: bool | None = None,
+        client_interceptors: Sequence[Interceptor] = (),
+        server_interceptors: Sequence[Interceptor] = (),
     ) -> None:
         super().__init__(profile)
         self.act_on_evictions = act_on_evictions
@@ -113,6 +131,19 @@ class MockRuntime(Lifecycle):
         # plugins' output to this runtime (see PluginHost.mirror_plugin_dir).
         self._wrappers = os.path.join(self._tmpdir, "plugins")
         os.mkdir(self._wrappers, 0o700)
+        given: dict[str, Any] = {
+            "timeout_policy": timeout_policy,
+            "max_consecutive_timeouts": max_consecutive_timeouts,
+            "plugin_settings": dict(plugin_settings) if plugin_settings is not None else None,
+            "required_plugins": tuple(required_plugins),
+            "replace_plugins": replace_plugins,
+            "per_pod_concurrency": per_pod_concurrency,
+            "shutdown_plugins": shutdown_plugins,
+            "shutdown_timeout": shutdown_timeout,
+            "restart_plugins": restart_plugins,
+            "client_interceptors": tuple(client_interceptors),
+            "server_interceptors": tuple(server_interceptors),
+        }
         config = Config(
             runtime_name=runtime_name,
             runtime_version=runtime_version,
@@ -125,6 +156,7 @@ class MockRuntime(Lifecycle):
             registration_timeout=registration_timeout,
             request_timeout=request_timeout,
             default_validator=default_validator,
+            **{name: value for name, value in given.items() if value is not None},
         )
         self.adaptation = Adaptation(
             config,

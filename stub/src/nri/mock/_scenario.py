@@ -5,6 +5,17 @@ A scenario is a YAML document::
     name: demo                          # optional; defaults to the file name
     description: what it shows          # optional
     profile: cri-o                      # optional: behave as containerd (default) or cri-o
+    runtime:                            # optional adaptation settings (flags override them)
+      timeout-policy: skip              # close (default), skip or fail
+      max-consecutive-timeouts: 3       # skip/fail: close a plugin after this many in a row
+      plugins:                          # per plugin (NN-name or name)
+        10-slow: {request-timeout: 0.5, registration-timeout: 5, timeout-policy: fail}
+      required-plugins: [ulimit-adjuster]  # CreateContainer fails while one is missing
+      replace-plugins: true             # a plugin re-registering takes over its name
+      per-pod-concurrency: true         # events of different pods run concurrently
+      shutdown-plugins: true            # send Shutdown to plugins when the runtime stops
+      shutdown-timeout: 1               # seconds each plugin has to answer Shutdown
+      restart-plugins: true             # relaunch pre-installed plugins that exit
     pods:                               # pod definitions, by key
       web:
         name: web-0                     # default: the key
@@ -77,6 +88,7 @@ import yaml
 from nri.api import api_pb2 as pb
 from nri.mock._checks import CHECK_OPERATORS, Check
 from nri.mock._profiles import PROFILES
+from nri.mock._settings import RuntimeSettings, parse_runtime_section
 from nri.oci import SpecError, linux_resources_from_oci
 
 __all__ = [
@@ -223,6 +235,8 @@ class Scenario:
     description: str = ""
     profile: str | None = None
     """The runtime profile the scenario is written for (``containerd``, ``cri-o``), if any."""
+    settings: RuntimeSettings = dataclasses.field(default_factory=RuntimeSettings)
+    """The adaptation settings of its ``runtime`` section."""
     pods: dict[str, PodDef] = dataclasses.field(default_factory=dict)
     containers: dict[str, ContainerDef] = dataclasses.field(default_factory=dict)
     existing_pods: tuple[str, ...] = ()
@@ -618,6 +632,7 @@ _TOP_LEVEL: Final = (
     "name",
     "description",
     "profile",
+    "runtime",
     "pods",
     "containers",
     "existing",
@@ -645,6 +660,8 @@ def parse_scenario(document: Any, source: str = "<scenario>") -> Scenario:
         problems.add(
             "profile", f"unknown runtime profile {profile!r} (known: {', '.join(PROFILES)})"
         )
+    settings, setting_problems = parse_runtime_section(raw.get("runtime"))
+    problems.extend(setting_problems)
 
     raw_pods = _mapping(raw.get("pods") or {}, "pods", problems) or {}
     raw_containers = _mapping(raw.get("containers") or {}, "containers", problems) or {}
@@ -675,6 +692,7 @@ def parse_scenario(document: Any, source: str = "<scenario>") -> Scenario:
         source=source,
         description=description,
         profile=profile,
+        settings=settings,
         pods=pods,
         containers=containers,
         existing_pods=existing_pods,

@@ -39,6 +39,7 @@ from nri.mock._scenario import (
     parse_step,
     parse_yaml,
 )
+from nri.mock._settings import RuntimeSettings
 from nri.mock._startup import (
     EXIT_OK,
     EXIT_USAGE,
@@ -289,6 +290,9 @@ class Session:
                 f"{scenario.name} is written for {scenario.profile}; this runtime behaves as "
                 f"{self.runtime.profile.name} (--profile)"
             )
+            self.out.print([(note, "note")])
+        if scenario.settings != RuntimeSettings():
+            note = f"{scenario.name}: its runtime section does not apply to a running runtime"
             self.out.print([(note, "note")])
         self.player.define(scenario)
         if scenario.existing_pods or scenario.existing_containers:

@@ -30,6 +30,7 @@ from nri.mock._hosting import (
 from nri.mock._player import Player
 from nri.mock._runtime import MockRuntime
 from nri.mock._scenario import Scenario
+from nri.mock._settings import RuntimeSettings, settings_from_args
 from nri.net import PLUGIN_SOCKET_ENV
 
 __all__ = [
@@ -221,14 +222,20 @@ async def start_runtime(
             metrics, _ = metrics_endpoint(AdaptationMetrics, args.metrics_address)
         except ValueError as exc:
             raise StartupError(EXIT_USAGE, str(exc)) from None
-    runtime = MockRuntime(
-        metrics=metrics,
-        profile=profile,
-        socket_path=args.socket,
-        plugin_path=args.plugin_dir,
-        plugin_config_path=args.config_dir,
-        registration_timeout=args.timeout,
-    )
+    base = scenario.settings if scenario is not None else RuntimeSettings()
+    try:
+        settings = settings_from_args(args).over(base)
+        runtime = MockRuntime(
+            metrics=metrics,
+            profile=profile,
+            socket_path=args.socket,
+            plugin_path=args.plugin_dir,
+            plugin_config_path=args.config_dir,
+            registration_timeout=args.timeout,
+            **settings.options(),
+        )
+    except (ValueError, AdaptationError) as exc:
+        raise StartupError(EXIT_USAGE, f"error: {exc}") from None
     player = Player(runtime, scenario)
     commands = PluginCommands(runtime, show_output=args.plugin_output)
     runtime.on_preinstalled_output = commands.preinstalled_sink()

@@ -53,7 +53,14 @@ from nri.stub._cli import (
     version_text,
 )
 from nri.stub._command import Flag, Invocation, PluginCommand, PluginFactory, run
-from nri.stub._errors import EXPECTED_ERRORS, ConfigError, RequestError, RuntimeGoneError, StubError
+from nri.stub._errors import (
+    EXPECTED_ERRORS,
+    ConfigError,
+    RegistrationRefusedError,
+    RequestError,
+    RuntimeGoneError,
+    StubError,
+)
 from nri.stub._logging import (
     FILE_LOG_FORMAT,
     LOG_FORMATS,
@@ -96,6 +103,7 @@ __all__ = [
     "PluginCommand",
     "PluginFactory",
     "PluginHost",
+    "RegistrationRefusedError",
     "RequestError",
     "RuntimeGoneError",
     "Stub",

@@ -290,8 +290,9 @@ def argument_parser(
         "--reconnect",
         action=_Switch,
         default=False,
-        help="wait for the runtime's socket at start and reconnect with backoff when the "
-        "runtime goes away, instead of exiting",
+        help="wait for the runtime's socket at start, and reconnect with backoff when the "
+        "runtime goes away or refuses the registration (its name taken), instead of exiting; "
+        "a Shutdown from the runtime still ends the command (status 0)",
     )
     group.add_argument(
         "--metrics-address",

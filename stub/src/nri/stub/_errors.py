@@ -11,6 +11,10 @@ class RuntimeGoneError(StubError, ConnectionError):
     """The connection to the runtime was closed (the runtime went away)."""
 
 
+class RegistrationRefusedError(StubError):
+    """The runtime refused to register the plugin (e.g. its name is taken)."""
+
+
 class ConfigError(ValueError):
     """A plugin configuration is malformed; the message names the source and the key."""
 

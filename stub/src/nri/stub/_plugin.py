@@ -34,6 +34,26 @@ class PluginHost(Protocol):
         """The plugin's indexed name, ``NN-name``."""
         ...
 
+    @property
+    def runtime_name(self) -> str:
+        """The runtime's name (empty until the runtime configured the plugin)."""
+        ...
+
+    @property
+    def runtime_version(self) -> str:
+        """The runtime's version (empty until the runtime configured the plugin)."""
+        ...
+
+    @property
+    def runtime_nri_version(self) -> str:
+        """The runtime's NRI version, ``"unknown"`` until configured or when not known."""
+        ...
+
+    @property
+    def plugin_nri_version(self) -> str:
+        """The NRI version the stub implements (:data:`nri.api.NRI_VERSION`)."""
+        ...
+
     async def update_containers(
         self,
         updates: Iterable[Update | pb.ContainerUpdate],

@@ -19,10 +19,13 @@ from nri.api import (
     DEFAULT_REGISTRATION_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SOCKET_PATH,
+    DEVEL_VERSION,
     NRI_VERSION,
+    UNKNOWN_VERSION,
     EventMask,
     Update,
     format_event_mask,
+    infer_version_from_runtime,
     parse_event_list,
     parse_plugin_name,
     validate_plugin_index,
@@ -37,7 +40,12 @@ from nri.net import (
     Mux,
     socket_from_env,
 )
-from nri.stub._errors import EXPECTED_ERRORS, RuntimeGoneError, StubError
+from nri.stub._errors import (
+    EXPECTED_ERRORS,
+    RegistrationRefusedError,
+    RuntimeGoneError,
+    StubError,
+)
 from nri.stub._plugin import (
     EVENT_HANDLERS,
     HANDLER_BY_EVENT,
@@ -54,11 +62,14 @@ from nri.ttrpc import Client, ClosedError, Code, Interceptor, Method, Server, St
 if TYPE_CHECKING:
     from nri.metrics._observer import StubObserver
 
-__all__ = ["RuntimeGoneError", "Stub", "StubError", "resolve_identity"]
+__all__ = ["RegistrationRefusedError", "RuntimeGoneError", "Stub", "StubError", "resolve_identity"]
 
 PLUGIN_SERVICE = "nri.pkg.api.v1alpha1.Plugin"
 RUNTIME_SERVICE = "nri.pkg.api.v1alpha1.Runtime"
 VALID_EVENTS = 0x3FFF
+RUNTIME_VERSION_NOT_KNOWN = "unknown"
+""":attr:`Stub.runtime_nri_version` before the runtime configured the plugin, or when its
+NRI version is neither sent nor inferable (as upstream's stub says)."""
 
 
 # The stub logs every failed handler itself (once, see Stub._failed); the ttRPC server's
@@ -154,13 +165,20 @@ class Stub:
     ``NRI_PLUGIN_SOCKET`` when it launched the plugin, otherwise ``socket_path``. With
     ``reconnect`` the stub re-dials with backoff after the runtime goes away, registering and
     synchronizing again (and at start waits for a socket that is missing or refuses
-    connections); without it :meth:`run` raises :class:`RuntimeGoneError`. The identity is
+    connections, and retries a registration the runtime refused, e.g. while another
+    connection still holds the plugin's name); without it :meth:`run` raises
+    :class:`RuntimeGoneError` (:class:`RegistrationRefusedError`). A Shutdown request from
+    the runtime ends :meth:`run` normally, ``reconnect`` or not. The identity is
     worked out by :func:`resolve_identity` (``default_name``: the plugin's own name).
     ``server_interceptors`` and ``client_interceptors`` (:data:`nri.ttrpc.Interceptor`) run
     around the runtime's requests and the stub's own calls, e.g. to continue the runtime's
     trace with :func:`nri.ttrpc.server_trace_interceptor`. ``observer``
     (:class:`nri.metrics.PluginMetrics`) is told of handler latencies and failures, connects
     and reconnects.
+
+    After the runtime configured the plugin, :attr:`runtime_name`, :attr:`runtime_version`
+    and :attr:`runtime_nri_version` say what it is; :attr:`plugin_nri_version` is the NRI
+    version this stub speaks. A plugin's handlers reach them as ``self.stub.<name>``.
     """
 
     def __init__(
@@ -197,7 +215,10 @@ class Stub:
         self.registration_timeout = DEFAULT_REGISTRATION_TIMEOUT
         self.request_timeout = DEFAULT_REQUEST_TIMEOUT
         self.runtime_name = ""
+        """The runtime's name from its ConfigureRequest (empty until configured)."""
         self.runtime_version = ""
+        """The runtime's version from its ConfigureRequest (empty until configured)."""
+        self._runtime_nri_version = RUNTIME_VERSION_NOT_KNOWN
         self.implemented = implemented_events(plugin)
         self.events = self._subscription(plugin.events)
         if not self.implemented:
@@ -210,6 +231,8 @@ class Stub:
         self._sync_pods: list[pb.PodSandbox] = []
         self._sync_containers: list[pb.Container] = []
         self._stopping = False
+        self._started = False
+        self._refused = False  # the last registration was refused: retries log less
         self._connection_count = 0
         plugin.stub = self
 
@@ -217,6 +240,23 @@ class Stub:
     def full_name(self) -> str:
         """The indexed name, ``NN-name``."""
         return f"{self.idx}-{self.name}"
+
+    @property
+    def runtime_nri_version(self) -> str:
+        """The NRI version of the runtime, as its ConfigureRequest says (``NRI_version``).
+
+        ``"unknown"`` until the runtime configured the plugin. For a runtime that sends none
+        (or :data:`~nri.api.UNKNOWN_VERSION`, ``(devel)``) it is inferred from the runtime's
+        name and version where those are known (containerd and CRI-O releases), else it is
+        what was sent, or ``"unknown"`` for nothing; as upstream's ``RuntimeNRIVersion``.
+        """
+        return self._runtime_nri_version
+
+    @property
+    def plugin_nri_version(self) -> str:
+        """The NRI version this stub implements (:data:`nri.api.NRI_VERSION`), which it
+        announces when registering."""
+        return NRI_VERSION
 
     @property
     def connected(self) -> bool:
@@ -268,7 +308,9 @@ class Stub:
         mux.open(RUNTIME_SERVICE_CONN, client)
         mux.add_close_callback(self._connection_lost)
         self._mux, self._client, self._server = mux, client, server
-        self.log.info("registering plugin %s", self.full_name)
+        self._started = False
+        level = logging.DEBUG if self._refused else logging.INFO
+        self.log.log(level, "registering plugin %s", self.full_name)
         try:
             request = pb.RegisterPluginRequest(
                 plugin_name=self.name, plugin_idx=self.idx, NRI_version=NRI_VERSION
@@ -288,9 +330,15 @@ class Stub:
                 f"runtime did not register and configure plugin {self.full_name} "
                 f"within {self.registration_timeout:g}s"
             ) from exc
+        except StatusError as exc:
+            await self._close()
+            raise RegistrationRefusedError(
+                f"runtime refused plugin {self.full_name}: {exc.message}"
+            ) from exc
         except Exception as exc:
             await self._close()
             raise StubError(f"failed to register plugin {self.full_name}: {exc}") from exc
+        self._started = True
         self.log.info("plugin %s started", self.full_name)
         if self._observer is not None:
             self._observer.connected(self.full_name, True)
@@ -301,10 +349,13 @@ class Stub:
         Raises RuntimeGoneError when the runtime goes away and ``reconnect`` is off.
         """
         delay = self.reconnect_delay
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 await self.start()
             except (StubError, OSError) as exc:
+                self._refused = isinstance(exc, RegistrationRefusedError)
                 # Before the first connection only a missing or refusing socket is waited
                 # for: the runtime may not be up yet (a DaemonSet pod starting first).
                 waiting = isinstance(exc, FileNotFoundError | ConnectionRefusedError)
@@ -312,13 +363,20 @@ class Stub:
                     raise
                 if self._connection_count == 0 and not waiting:
                     raise
-                self.log.warning(
-                    "connecting to %s failed (%s); retrying in %.1fs", self.socket_path, exc, delay
-                )
+                if isinstance(exc, RegistrationRefusedError):
+                    self.log.warning("%s; retrying in %.1fs (attempt %d)", exc, delay, attempt)
+                else:
+                    self.log.warning(
+                        "connecting to %s failed (%s); retrying in %.1fs (attempt %d)",
+                        self.socket_path,
+                        exc,
+                        delay,
+                        attempt,
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max_delay)
                 continue
-            delay = self.reconnect_delay
+            delay, attempt, self._refused = self.reconnect_delay, 0, False
             assert self._mux is not None
             await self._mux.wait_closed()
             await self._close()
@@ -358,6 +416,9 @@ class Stub:
         if self._configured is not None and not self._configured.done():
             self._configured.set_exception(ClosedError(f"connection closed: {exc}"))
             self._configured.exception()  # reported by start(); avoid "never retrieved"
+        if not self._started:
+            return  # registration did not complete: start() reports why, on one line
+        self._started = False
         if self._observer is not None:
             self._observer.connected(self.full_name, False)
         if self._stopping:
@@ -504,14 +565,16 @@ class Stub:
     async def _configure(self, request: Message) -> Message:
         assert isinstance(request, pb.ConfigureRequest)
         self.runtime_name, self.runtime_version = request.runtime_name, request.runtime_version
+        self._runtime_nri_version = self._nri_version_of(request)
         if request.registration_timeout > 0:
             self.registration_timeout = request.registration_timeout / 1000
         if request.request_timeout > 0:
             self.request_timeout = request.request_timeout / 1000
         self.log.info(
-            "configuring for runtime %s %s (request timeout %gs)",
+            "configuring for runtime %s %s (NRI %s, request timeout %gs)",
             request.runtime_name,
             request.runtime_version,
+            self._runtime_nri_version,
             self.request_timeout,
         )
         config = request.config or self.config or ""
@@ -534,6 +597,17 @@ class Stub:
             self._configured.set_result(None)
         return pb.ConfigureResponse(events=int(self.events))
 
+    def _nri_version_of(self, request: pb.ConfigureRequest) -> str:
+        """The runtime's NRI version: as sent, else inferred as upstream's stub does."""
+        sent = request.NRI_version
+        if sent not in ("", DEVEL_VERSION, UNKNOWN_VERSION):
+            return sent
+        try:
+            return infer_version_from_runtime(request.runtime_name, request.runtime_version)
+        except ValueError as exc:
+            self.log.debug("runtime NRI version not known: %s", exc)
+            return sent or RUNTIME_VERSION_NOT_KNOWN
+
     async def _synchronize(self, request: Message) -> Message:
         assert isinstance(request, pb.SynchronizeRequest)
         if not overrides(self.plugin, "synchronize"):
@@ -552,10 +626,14 @@ class Stub:
 
     async def _shutdown(self, request: Message) -> Message:
         self.log.info("runtime asked plugin %s to shut down", self.full_name)
-        if overrides(self.plugin, "shutdown"):
-            await self._call("shutdown", "the runtime")
+        # The runtime goes away on purpose: end, without reconnecting, even when the handler
+        # fails or the runtime closes the connection before it is done.
         self._stopping = True
-        asyncio.get_running_loop().call_soon(self._close_soon)
+        try:
+            if overrides(self.plugin, "shutdown"):
+                await self._call("shutdown", "the runtime")
+        finally:
+            asyncio.get_running_loop().call_soon(self._close_soon)
         return pb.Empty()
 
     def _close_soon(self) -> None:

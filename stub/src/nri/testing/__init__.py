@@ -17,7 +17,9 @@ Use it for protocol-level end-to-end tests of a plugin process (in an async test
 
 :class:`PluginCommandCheck` checks what every plugin command shares (flags, configuration
 file errors, ``--help``, ``--version``, registration against the mock runtime); the pytest
-plugin's ``nri_plugin_command`` fixture makes one.
+plugin's ``nri_plugin_command`` fixture makes one; for an injector plugin with an ``allow``
+section it also checks malformed ones, and :func:`allow_example` gives the documented
+example for a test to load through the plugin's configuration parser.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from google.protobuf.message import Message
 
 from nri.api import api_pb2 as pb
 from nri.net import PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN, Mux
+from nri.testing._allowlist import ALLOW_SECTION, allow_example
 from nri.testing._commands import PluginCommandCheck, Registration, Rejection
 from nri.ttrpc import Client, Method, Server
 
@@ -40,11 +43,13 @@ RUNTIME = "nri.pkg.api.v1alpha1.Runtime"
 M = TypeVar("M", bound=Message)
 
 __all__ = [
+    "ALLOW_SECTION",
     "PluginCommandCheck",
     "Registration",
     "Rejection",
     "ScriptedPlugin",
     "ScriptedRuntime",
+    "allow_example",
 ]
 
 

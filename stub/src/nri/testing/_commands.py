@@ -273,6 +273,36 @@ class PluginCommandCheck:
             if case.config is not None:
                 assert str(self.workdir) in line, f"{line!r} does not name the file"
 
+    def bad_allow_sections(self) -> list[Rejection]:
+        """Malformed ``allow`` sections (:mod:`nri.stub`'s allowlist) an injector plugin
+        command refuses, each with the key its error must name."""
+        return [
+            Rejection(config="allow: [gpu-jobs]\n", message="allow: expected a mapping"),
+            Rejection(config="allow: {namespace: [a]}\n", message="allow: unknown key 'namespace'"),
+            Rejection(
+                config="allow: {namespaces: gpu-jobs}\n",
+                message="allow.namespaces: expected a list of non-empty strings",
+            ),
+            Rejection(
+                config="allow: {on-denied: drop}\n",
+                message="allow.on-denied: expected refuse or ignore, got 'drop'",
+            ),
+            Rejection(
+                config="allow:\n  pod-selector:\n    matchLabels: {gpu: true}\n",
+                message="allow.pod-selector.matchLabels.gpu: expected a string",
+            ),
+            Rejection(
+                config="allow:\n  pod-selector:\n    matchExpressions: [{key: a, operator: Has}]\n",
+                message="allow.pod-selector.matchExpressions[0].operator: expected one of",
+            ),
+        ]
+
+    def check_bad_allow_sections(self) -> None:
+        """Every case of :meth:`bad_allow_sections` exits 2 with one line naming the file."""
+        cases = self.bad_allow_sections()
+        for line in self.assert_all_rejected(cases):
+            assert str(self.workdir) in line, f"{line!r} does not name the file"
+
     def check_registers(
         self,
         runtime: ListeningRuntime,
