@@ -100,7 +100,11 @@ class EventRelays:
         async with self._gate.event(request.pod.id):
             plugins = list(self._plugins)
             self._check_required(request, plugins)
-            result = CreateResult(request)
+            validating = self._default_validator is not None or any(
+                p.subscribed(pb.VALIDATE_CONTAINER_ADJUSTMENT) for p in plugins
+            )
+            # The original container is only needed for a validation request.
+            result = CreateResult(request, keep_original=validating)
             for plugin in plugins:
                 reply = await plugin.event(
                     pb.CREATE_CONTAINER, CREATE_CONTAINER, request, pb.CreateContainerResponse

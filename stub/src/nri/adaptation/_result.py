@@ -78,7 +78,7 @@ _ADJUST_INIT = pb.ContainerAdjustment(
         resources=pb.LinuxResources(memory=pb.LinuxMemory(), cpu=pb.LinuxCPU())
     ),
 ).SerializeToString()
-# ContainerAdjustment's fields, as ListFields names them.
+# ContainerAdjustment's field descriptors: the keys of its ListFields().
 _ADJ_FIELD = pb.ContainerAdjustment.DESCRIPTOR.fields_by_name
 _ADJ_ANNOTATIONS = _ADJ_FIELD["annotations"]
 _ADJ_MOUNTS = _ADJ_FIELD["mounts"]
@@ -278,8 +278,9 @@ class CreateResult(_Collector):
 
     ``request`` is changed in place: its container gets the empty structures upstream
     adds and then every applied adjustment. The container as it was before any plugin
-    (after that initialization) is kept for :meth:`validation_request`; a caller that
-    will not ask for it passes ``keep_original=False`` to save copying the container.
+    (after that initialization) is kept for :meth:`validation_request`: it is copied
+    when the first non-empty adjustment arrives. A caller that will not ask for the
+    validation request passes ``keep_original=False`` to save that copy.
     """
 
     def __init__(
@@ -331,8 +332,8 @@ class CreateResult(_Collector):
     ) -> pb.ValidateContainerAdjustmentRequest:
         """Return the request validators get: pod, original container, merged result.
 
-        Raises ValueError if the result was made with ``keep_original=False`` and an
-        adjustment has changed the container since.
+        Raises ValueError if the result was made with ``keep_original=False`` and a
+        non-empty adjustment has been applied.
         """
         if self._changed and self._original is None:
             raise ValueError(

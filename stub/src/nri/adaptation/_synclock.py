@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 __all__ = ["EventGate", "SyncLock"]
 
@@ -78,13 +79,15 @@ class EventGate:
         self._all = SyncLock(writer_preference=True)
         self._pods: dict[str, _PodSlot] = {}
 
-    @contextlib.asynccontextmanager
-    async def event(self, pod_id: str) -> AsyncIterator[None]:
-        """Hold the gate for one event of pod ``pod_id``."""
+    def event(self, pod_id: str) -> AbstractAsyncContextManager[None]:
+        """Hold the gate for one event of pod ``pod_id`` (``async with gate.event(...)``)."""
         if not self.per_pod:
-            async with self._serial:
-                yield
-            return
+            # The plain lock itself: this runs for every event.
+            return self._serial
+        return self._pod_event(pod_id)
+
+    @contextlib.asynccontextmanager
+    async def _pod_event(self, pod_id: str) -> AsyncIterator[None]:
         slot = self._pods.get(pod_id)
         if slot is None:
             slot = self._pods[pod_id] = _PodSlot()
@@ -98,15 +101,11 @@ class EventGate:
             if slot.users == 0:
                 del self._pods[pod_id]
 
-    @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
+    def exclusive(self) -> AbstractAsyncContextManager[None]:
         """Hold the gate alone: no event runs meanwhile."""
         if not self.per_pod:
-            async with self._serial:
-                yield
-            return
-        async with self._all.write():
-            yield
+            return self._serial
+        return self._all.write()
 
     @property
     def pods_in_flight(self) -> int:
