@@ -15,7 +15,8 @@ def allow_example(path: str | Path) -> str:
     """The ``allow`` example documented in ``path``, as YAML text.
 
     For a README (``.md``): the one ``yaml`` block of its :data:`ALLOW_SECTION` section. For a
-    sample configuration: its commented-out block from ``# allow:`` on, without the ``# ``.
+    sample configuration: its commented-out block from the line ``# allow:`` on, with the
+    leading comment marker of each line removed.
     Raises AssertionError when there is none (or, in a README, more than one).
     """
     path = Path(path)
