@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -88,6 +89,14 @@ class Observer(Plugin):
         await self._work(pod, "RemovePodSandbox")
 
 
+class LateObserver(Observer):
+    """Registers while the pods run; only records (adds nothing)."""
+
+    async def create_container(self, pod: pb.PodSandbox, container: pb.Container) -> Any:
+        await self._work(pod, f"CreateContainer {container.id}")
+        return None
+
+
 def _pod(i: int) -> pb.PodSandbox:
     return pb.PodSandbox(id=f"pod{i}", name=f"pod-{i}", namespace="ns")
 
@@ -159,16 +168,35 @@ async def _run(tmp_path: Path, per_pod: bool) -> tuple[Tracker, dict[str, Any], 
                 await asyncio.sleep(0.003)
             return sent
 
+        late = LateObserver("L", tracker, seed=9)
+        late_stack = contextlib.AsyncExitStack()
+
+        async def join_late() -> None:
+            await asyncio.sleep(0.05)
+            await late_stack.enter_async_context(
+                stub_plugin(late, config.socket_path, "40", "late")
+            )
+
         updater = asyncio.create_task(unsolicited())
+        joiner = asyncio.create_task(join_late())
         rngs = [random.Random(100 + i) for i in range(PODS)]
-        sent_per_pod = await asyncio.gather(
-            *(_pod_life(nri, i, rngs[i], results) for i in range(PODS))
-        )
-        stop.set()
-        unsolicited_sent = await updater
+        async with late_stack:
+            sent_per_pod = await asyncio.gather(
+                *(_pod_life(nri, i, rngs[i], results) for i in range(PODS))
+            )
+            stop.set()
+            unsolicited_sent = await updater
+            await joiner
+            assert "40-late" in [p.full_name for p in nri.plugins]
+    late_events = 0
     for i, sent in enumerate(sent_per_pod):
         for plugin in plugins:
             assert plugin.seen[f"pod{i}"] == sent, (plugin.tag, i)
+        # The plugin that joined midway got, per pod, everything after some point.
+        seen = late.seen[f"pod{i}"]
+        assert seen == sent[len(sent) - len(seen) :], i
+        late_events += len(seen)
+    assert 0 < late_events < sum(len(sent) for sent in sent_per_pod)
     assert len(runtime.updates) == unsolicited_sent
     return tracker, results, unsolicited_sent
 
