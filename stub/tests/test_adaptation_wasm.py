@@ -289,3 +289,20 @@ async def test_without_wasmtime_a_wasm_plugin_is_skipped_with_a_hint(
     lines = problems(caplog, "10-wasm")
     assert len(lines) == 1, lines
     assert str(path) in lines[0] and INSTALL_HINT in lines[0]
+
+
+@pytest.mark.timeout(30)
+async def test_wasm_reply_larger_than_the_message_limit_closes_the_plugin(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = add_env("BIG", "x" * 3000)
+    replies = {"Configure": subscribe(pb.CREATE_CONTAINER), "CreateContainer": big}
+    install_module(tmp_path / "plugins", "10-big", wasm(plugin_wat(replies)))
+    config = config_for(tmp_path, disable_connections=True, max_message_size=2048)
+    async with FakeRuntime().adaptation(config) as nri:
+        assert [i.full_name for i in nri.plugins] == ["10-big"]
+        assert env_of(await nri.create_container(create_request())) == {}
+        assert nri.plugins == []
+    lines = problems(caplog, "10-big")
+    assert len(lines) == 1, lines
+    assert f"answered {len(big)} bytes, more than 2048" in lines[0]

@@ -211,8 +211,9 @@ class _Module:
         self.funcs["free"] = func("free", [i32], [])
         self.memory = memory
 
-    def call(self, method: str, data: bytes) -> bytes:
-        """Call ``method`` with a serialized request; the serialized reply."""
+    def call(self, method: str, data: bytes, max_reply: int) -> bytes:
+        """Call ``method`` with a serialized request; the serialized reply (refused if
+        larger than ``max_reply`` bytes, as a ttRPC plugin's would be)."""
         memory, store = self.memory, self.store
         assert memory is not None
         ptr = 0
@@ -229,6 +230,8 @@ class _Module:
         size &= ~_ERROR_BIT
         if res_ptr + size > memory.data_len(store):
             raise WasmTrapError(f"{method} answered {size} bytes at {res_ptr}, outside memory")
+        if size > max_reply:
+            raise WasmTrapError(f"{method} answered {size} bytes, more than {max_reply}")
         reply = bytes(memory.read(store, res_ptr, res_ptr + size))
         if res_ptr:
             self.funcs["free"](store, res_ptr)
@@ -373,7 +376,9 @@ class WasmPlugin(PluginConnection):
         limit = self.request_timeout if timeout is None else timeout
         started, error = time.monotonic(), None
         try:
-            reply = await self._run(method, lambda: module.call(method, data), limit)
+            reply = await self._run(
+                method, lambda: module.call(method, data, self.max_message_size), limit
+            )
             response = response_type()
             try:
                 response.ParseFromString(reply)
