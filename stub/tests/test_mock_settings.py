@@ -35,6 +35,9 @@ runtime:
   shutdown-plugins: true
   shutdown-timeout: 2.5
   restart-plugins: true
+  restart-backoff: 0.25
+  restart-backoff-max: 8
+  plugin-stop-grace: 0
 """
 
 
@@ -55,6 +58,9 @@ def test_keywords_reach_the_adaptation_config() -> None:
         shutdown_plugins=True,
         shutdown_timeout=0,
         restart_plugins=True,
+        restart_backoff=0.1,
+        restart_backoff_max=4,
+        plugin_stop_grace=0,
     )
     config = runtime.adaptation.config
     assert config.timeout_policy == "fail"
@@ -64,6 +70,8 @@ def test_keywords_reach_the_adaptation_config() -> None:
     assert config.replace_plugins and config.per_pod_concurrency
     assert config.shutdown_plugins and config.restart_plugins
     assert config.shutdown_timeout == 0
+    assert (config.restart_backoff, config.restart_backoff_max) == (0.1, 4)
+    assert config.plugin_stop_grace == 0
 
 
 def test_keywords_left_out_keep_the_config_defaults() -> None:
@@ -79,6 +87,9 @@ def test_keywords_left_out_keep_the_config_defaults() -> None:
         "shutdown_plugins",
         "shutdown_timeout",
         "restart_plugins",
+        "restart_backoff",
+        "restart_backoff_max",
+        "plugin_stop_grace",
     ):
         assert getattr(config, field) == getattr(default, field), field
     assert tuple(config.required_plugins) == ()
@@ -116,6 +127,9 @@ def test_scenario_runtime_section_is_parsed() -> None:
         shutdown_plugins=True,
         shutdown_timeout=2.5,
         restart_plugins=True,
+        restart_backoff=0.25,
+        restart_backoff_max=8.0,
+        plugin_stop_grace=0.0,
     )
     assert parse_scenario({"steps": []}, "s.yaml").settings == RuntimeSettings()
 
@@ -132,6 +146,7 @@ def test_scenario_runtime_section_problems_are_all_listed() -> None:
           required-plugins: ulimit-adjuster
           replace-plugins: "yes"
           shutdown-timeout: soon
+          plugin-stop-grace: -2
           frobnicate: 1
         """
     )
@@ -149,9 +164,11 @@ def test_scenario_runtime_section_problems_are_all_listed() -> None:
         "runtime.required-plugins: expected a list of plugin names, got 'ulimit-adjuster'",
         "runtime.replace-plugins: expected true or false, got 'yes'",
         "runtime.shutdown-timeout: expected a number of seconds >= 0, got 'soon'",
+        "runtime.plugin-stop-grace: expected a number of seconds >= 0, got -2",
         "runtime.frobnicate: unknown key (known keys: timeout-policy, max-consecutive-timeouts, "
         "plugins, required-plugins, replace-plugins, per-pod-concurrency, shutdown-plugins, "
-        "shutdown-timeout, restart-plugins)",
+        "shutdown-timeout, restart-plugins, restart-backoff, restart-backoff-max, "
+        "plugin-stop-grace)",
     ]
 
 
@@ -176,6 +193,12 @@ FLAGS = [
     "--shutdown-timeout",
     "0.5",
     "--restart-plugins",
+    "--restart-backoff",
+    "0.2",
+    "--restart-backoff-max",
+    "3",
+    "--plugin-stop-grace",
+    "1.5",
 ]
 
 
@@ -194,6 +217,8 @@ async def test_flags_reach_the_adaptation_config(short_dir: Path) -> None:
         assert config.replace_plugins and config.per_pod_concurrency
         assert config.shutdown_plugins and config.restart_plugins
         assert config.shutdown_timeout == 0.5
+        assert (config.restart_backoff, config.restart_backoff_max) == (0.2, 3)
+        assert config.plugin_stop_grace == 1.5
     finally:
         await commands.stop()
         await runtime.close()

@@ -108,6 +108,9 @@ class MockRuntime(Lifecycle):
         shutdown_plugins: bool | None = None,
         shutdown_timeout: float | None = None,
         restart_plugins: bool | None = None,
+        restart_backoff: float | None = None,
+        restart_backoff_max: float | None = None,
+        plugin_stop_grace: float | None = None,
         client_interceptors: Sequence[Interceptor] = (),
         server_interceptors: Sequence[Interceptor] = (),
     ) -> None:
@@ -141,6 +144,9 @@ class MockRuntime(Lifecycle):
             "shutdown_plugins": shutdown_plugins,
             "shutdown_timeout": shutdown_timeout,
             "restart_plugins": restart_plugins,
+            "restart_backoff": restart_backoff,
+            "restart_backoff_max": restart_backoff_max,
+            "plugin_stop_grace": plugin_stop_grace,
             "client_interceptors": tuple(client_interceptors),
             "server_interceptors": tuple(server_interceptors),
         }

@@ -4,7 +4,9 @@ The settings beyond upstream's (:class:`~nri.adaptation.Config`): what a timeout
 (``timeout-policy``, ``max-consecutive-timeouts``), per-plugin timeouts (``plugins``),
 plugins without which containers are not created (``required-plugins``), upgrades in place
 (``replace-plugins``), Shutdown on stop (``shutdown-plugins``, ``shutdown-timeout``),
-relaunching pre-installed plugins (``restart-plugins``) and ``per-pod-concurrency``. Both
+relaunching pre-installed plugins (``restart-plugins``, ``restart-backoff``,
+``restart-backoff-max``), the SIGTERM grace of stopped ones (``plugin-stop-grace``) and
+``per-pod-concurrency``. Both
 sources give a :class:`RuntimeSettings`; the command line's win (:meth:`RuntimeSettings.over`).
 """
 
@@ -42,6 +44,9 @@ class RuntimeSettings:
     shutdown_plugins: bool | None = None
     shutdown_timeout: float | None = None
     restart_plugins: bool | None = None
+    restart_backoff: float | None = None
+    restart_backoff_max: float | None = None
+    plugin_stop_grace: float | None = None
 
     def over(self, base: RuntimeSettings) -> RuntimeSettings:
         """These settings where set, else ``base``'s: a plugin's settings are merged field
@@ -152,6 +157,15 @@ _SECTION_KEYS: Final[tuple[str, ...]] = (
     "shutdown_plugins",
     "shutdown_timeout",
     "restart_plugins",
+    "restart_backoff",
+    "restart_backoff_max",
+    "plugin_stop_grace",
+)
+_SECONDS_KEYS: Final[tuple[str, ...]] = (
+    "shutdown_timeout",
+    "restart_backoff",
+    "restart_backoff_max",
+    "plugin_stop_grace",
 )
 
 
@@ -184,7 +198,7 @@ def parse_runtime_section(value: Any, at: str = "runtime") -> tuple[RuntimeSetti
                 values[name] = _policy(item)
             elif name == "max_consecutive_timeouts":
                 values[name] = _count(item)
-            elif name == "shutdown_timeout":
+            elif name in _SECONDS_KEYS:
                 values[name] = _seconds(item, positive=False)
             else:
                 values[name] = _flag(item)
@@ -275,11 +289,18 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     )
     for option, text in switches:
         group.add_argument(option, action=argparse.BooleanOptionalAction, help=text)
-    group.add_argument(
-        "--shutdown-timeout",
-        metavar="SECONDS",
-        help="how long each plugin has to answer Shutdown (default: 1)",
+    seconds = (
+        ("--shutdown-timeout", "how long each plugin has to answer Shutdown (default: 1)"),
+        ("--restart-backoff", "first delay before relaunching a plugin (default: 0.5)"),
+        ("--restart-backoff-max", "longest delay between relaunches (default: 30)"),
+        (
+            "--plugin-stop-grace",
+            "how long a stopped pre-installed plugin has after SIGTERM before SIGKILL "
+            "(default: 2; 0 kills at once, as upstream)",
+        ),
     )
+    for option, text in seconds:
+        group.add_argument(option, metavar="SECONDS", help=text)
 
 
 def settings_from_args(args: argparse.Namespace) -> RuntimeSettings:
@@ -299,10 +320,11 @@ def settings_from_args(args: argparse.Namespace) -> RuntimeSettings:
         values["max_consecutive_timeouts"] = take(
             "--max-consecutive-timeouts", args.max_consecutive_timeouts, _count
         )
-    if args.shutdown_timeout is not None:
-        values["shutdown_timeout"] = take(
-            "--shutdown-timeout", args.shutdown_timeout, lambda v: _seconds(v, positive=False)
-        )
+    for field in _SECONDS_KEYS:
+        given = getattr(args, field)
+        if given is not None:
+            option = "--" + field.replace("_", "-")
+            values[field] = take(option, given, lambda v: _seconds(v, positive=False))
     plugins: dict[str, dict[str, Any]] = {}
     pairs = (
         ("--plugin-timeout", args.plugin_timeout, "request_timeout", "SECONDS"),
