@@ -23,6 +23,7 @@ from nri.adaptation import (
     Config,
     PluginSettings,
     PluginTimeoutError,
+    ValidationError,
 )
 from nri.adaptation._config import load_plugin_settings
 from nri.api import Adjustment
@@ -240,3 +241,43 @@ def test_settings_layers_name_then_indexed_name_then_file(tmp_path: Path) -> Non
     )
     assert config.settings_for("10", "x") == PluginSettings(2, None, "skip")
     assert config.settings_for("20", "x") == PluginSettings(1, None, "fail")
+
+
+@pytest.mark.timeout(30)
+async def test_a_slow_validator_fails_validation_and_stays_with_skip(tmp_path: Path) -> None:
+    config = config_for(
+        tmp_path, request_timeout=0.3, timeout_policy="skip", max_consecutive_timeouts=2
+    )
+    slow = {"v1", "v3", "v4"}
+
+    async def validate(
+        request: pb.ValidateContainerAdjustmentRequest,
+    ) -> pb.ValidateContainerAdjustmentResponse:
+        if request.container.id in slow:
+            await asyncio.sleep(5)
+        return pb.ValidateContainerAdjustmentResponse()
+
+    events = 1 << (pb.VALIDATE_CONTAINER_ADJUSTMENT - 1)
+    async with (
+        FakeRuntime().adaptation(config) as nri,
+        RawPlugin(
+            config.socket_path,
+            idx="90",
+            name="guard",
+            events=events,
+            handlers={"ValidateContainerAdjustment": validate},
+        ) as raw,
+    ):
+        await raw.register()
+        await nri.wait_for_plugins(names=["90-guard"])
+        # Never skipped: a validator that does not answer fails the creation.
+        with pytest.raises(ValidationError, match="validator plugin 90-guard failed"):
+            await nri.create_container(create_request("v1"))
+        assert [p.full_name for p in nri.plugins] == ["90-guard"]
+        await nri.create_container(create_request("v2"))  # in time: the count starts over
+        with pytest.raises(ValidationError):
+            await nri.create_container(create_request("v3"))
+        assert [p.full_name for p in nri.plugins] == ["90-guard"]
+        with pytest.raises(ValidationError):
+            await nri.create_container(create_request("v4"))
+        assert nri.plugins == []

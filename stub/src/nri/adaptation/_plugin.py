@@ -623,7 +623,10 @@ class PluginConnection:
     async def validate(
         self, request: pb.ValidateContainerAdjustmentRequest
     ) -> ValidationError | None:
-        """Ask the plugin to validate; return the error if it rejects or fails."""
+        """Ask the plugin to validate; return the error if it rejects or fails.
+
+        A validator that times out always fails the validation (it is never skipped); with
+        the ``skip`` or ``fail`` timeout policy it stays, up to the timeouts in a row."""
         if not self.subscribed(pb.VALIDATE_CONTAINER_ADJUSTMENT) or self._closed:
             return None
         try:
@@ -631,12 +634,29 @@ class PluginConnection:
                 "ValidateContainerAdjustment", request, pb.ValidateContainerAdjustmentResponse
             )
         except Exception as exc:
-            if is_fatal_error(exc):
+            timed_out = isinstance(exc, DeadlineExceededError | TimeoutError)
+            if timed_out:
+                self._timeouts_in_a_row += 1
+            kept = (
+                timed_out
+                and self.timeout_policy != "close"
+                and self._timeouts_in_a_row < self.max_consecutive_timeouts
+            )
+            if kept:
+                logger.error(
+                    "validator plugin %s timed out validating %s (%d in a row, closed at %d)",
+                    self.name,
+                    request_subject(request),
+                    self._timeouts_in_a_row,
+                    self.max_consecutive_timeouts,
+                )
+            elif is_fatal_error(exc):
                 logger.error("closing plugin %s, failed to validate request: %s", self.name, exc)
                 self.close()
             if self._observer is not None:
                 self._observer.validation_refused(self.name)
             return ValidationError(f"validator plugin {self.name} failed: {exc}", plugin=self.name)
+        self._timeouts_in_a_row = 0
         refusal = validation_result(self.name, reply)
         if refusal is not None and self._observer is not None:
             self._observer.validation_refused(self.name)
