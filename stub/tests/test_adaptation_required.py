@@ -93,3 +93,23 @@ async def test_default_validator_annotation_tolerates_missing_required_plugins(
 async def test_no_required_plugins_is_upstream_behaviour(tmp_path: Path) -> None:
     async with FakeRuntime().adaptation(config_for(tmp_path)) as nri:
         assert env_of(await nri.create_container(_request("c1"))) == {}
+
+
+@pytest.mark.timeout(30)
+async def test_required_plugin_whose_answer_is_skipped_fails_creation(tmp_path: Path) -> None:
+    config = config_for(
+        tmp_path, required_plugins=["10-slow"], request_timeout=0.3, timeout_policy="skip"
+    )
+    async with (
+        FakeRuntime().adaptation(config) as nri,
+        plugin_process(config.socket_path, "10", "slow", "mode: hang\n", tmp_path),
+    ):
+        await nri.wait_for_plugins(names=["10-slow"])
+        with pytest.raises(RequiredPluginError) as err:
+            await nri.create_container(_request("c1"))
+        assert str(err.value) == (
+            'cannot create container c1 (pod team-a/pod): required plugin "10-slow" '
+            "dropped or did not answer in time"
+        )
+        # Skipped, not dropped: it is still registered.
+        assert [p.full_name for p in nri.plugins] == ["10-slow"]

@@ -518,18 +518,27 @@ class PluginConnection:
             self._observer.request_done(self.name, method, time.monotonic() - started, error)
 
     async def event(
-        self, event: int, method: str, request: Message, response_type: type[M]
+        self,
+        event: int,
+        method: str,
+        request: Message,
+        response_type: type[M],
+        *,
+        unanswered: list[PluginConnection] | None = None,
     ) -> M | None:
         """Relay one lifecycle event if subscribed; None if not subscribed or now closed.
 
         Fatal errors close the plugin and return None; other errors raise PluginError. A
-        timeout is handled by the plugin's :data:`~nri.adaptation.TimeoutPolicy`.
+        timeout is handled by the plugin's :data:`~nri.adaptation.TimeoutPolicy`; the plugin
+        is then added to ``unanswered``, if given.
         """
         if not self.subscribed(event) or self._closed:
             return None
         try:
             reply = await self._event(event, method, request, response_type)
         except (DeadlineExceededError, TimeoutError) as exc:
+            if unanswered is not None:
+                unanswered.append(self)
             self._timed_out(method, request, exc)
             return None
         self._timeouts_in_a_row = 0

@@ -105,14 +105,21 @@ class EventRelays:
             )
             # The original container is only needed for a validation request.
             result = CreateResult(request, keep_original=validating)
+            unanswered: list[PluginConnection] = []
             for plugin in plugins:
                 reply = await plugin.event(
-                    pb.CREATE_CONTAINER, CREATE_CONTAINER, request, pb.CreateContainerResponse
+                    pb.CREATE_CONTAINER,
+                    CREATE_CONTAINER,
+                    request,
+                    pb.CreateContainerResponse,
+                    unanswered=unanswered,
                 )
                 if reply is not None:
                     self._apply(CREATE_CONTAINER, result, plugin.name, reply)
             if self.config.required_plugins:
-                self._check_required(request, [p for p in plugins if not p.closed])
+                # Dropped meanwhile, or its answer skipped after a timeout: not there.
+                answered = [p for p in plugins if not p.closed and p not in unanswered]
+                self._check_required(request, answered, "dropped or did not answer in time")
             response = result.response()
             self._report(CREATE_CONTAINER, result)
             validators = [
@@ -192,7 +199,10 @@ class EventRelays:
             return result.response()
 
     def _check_required(
-        self, request: pb.CreateContainerRequest, plugins: Sequence[PluginConnection]
+        self,
+        request: pb.CreateContainerRequest,
+        plugins: Sequence[PluginConnection],
+        why: str = "not registered",
     ) -> None:
         required = self.config.required_plugins
         if not required:
@@ -210,7 +220,7 @@ class EventRelays:
             raise RequiredPluginError(
                 f"cannot create container {request.container.id} "
                 f"(pod {request.pod.namespace}/{request.pod.name}): {what} "
-                f"{', '.join(go_quote(m) for m in missing)} not registered",
+                f"{', '.join(go_quote(m) for m in missing)} {why}",
                 missing=missing,
             )
 
