@@ -94,11 +94,12 @@ async def test_a_plugin_that_does_not_answer_shutdown_is_closed_after_the_timeou
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("per_pod", [False, True], ids=["serialized", "per-pod"])
 async def test_new_instance_takes_over_after_sync_and_the_old_one_gets_shutdown(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, per_pod: bool
 ) -> None:
     caplog.set_level(logging.INFO, "nri.adaptation")
-    config = config_for(tmp_path, replace_plugins=True)
+    config = config_for(tmp_path, replace_plugins=True, per_pod_concurrency=per_pod)
     registered: list[PluginInfo] = []
     closed: list[PluginInfo] = []
     old_record, new_record = tmp_path / "old", tmp_path / "new"
@@ -114,16 +115,21 @@ async def test_new_instance_takes_over_after_sync_and_the_old_one_gets_shutdown(
         async with plugin_process(
             config.socket_path, "10", "rec", f"record: {new_record}\n", tmp_path
         ) as new:
-            sent_during = 0
+            sent_during: list[str] = []
 
-            async def new_is_active() -> None:
-                nonlocal sent_during
+            async def create_until_replaced(pod: int) -> None:
+                # Several pods at once: with per-pod concurrency their events overlap.
                 while [p.pid for p in nri.plugins] != [new.pid]:
-                    await nri.create_container(create_request("during"))
-                    sent_during += 1
-                    await asyncio.sleep(0.01)
+                    cid = f"during-{pod}-{len(sent_during)}"
+                    request = create_request(cid)
+                    request.pod.id = request.container.pod_sandbox_id = f"pod{pod}"
+                    await nri.create_container(request)
+                    sent_during.append(cid)
+                    await asyncio.sleep(0.005)
 
-            await asyncio.wait_for(new_is_active(), 15)
+            await asyncio.wait_for(
+                asyncio.gather(*(create_until_replaced(pod) for pod in range(4))), 15
+            )
             created = await nri.create_container(create_request("after"))
             assert env_of(created) == {"ADDED_BY_10": "10-rec"}
             assert await asyncio.wait_for(old.wait(), 10) == 0
@@ -134,8 +140,9 @@ async def test_new_instance_takes_over_after_sync_and_the_old_one_gets_shutdown(
     assert "CreateContainer after" in new_lines
     assert "CreateContainer after" not in old_lines
     # Each "during" creation went to exactly one of them: none skipped, none doubled.
-    during = old_lines.count("CreateContainer during") + new_lines.count("CreateContainer during")
-    assert during == sent_during >= 1
+    got = [line.split()[1] for line in old_lines + new_lines if "CreateContainer during" in line]
+    assert sorted(got) == sorted(sent_during)
+    assert len(sent_during) >= 4
     assert new_lines.index("Synchronize 1 1") < new_lines.index("CreateContainer after")
     assert [i.pid for i in registered] == [old.pid, new.pid]
     assert [i.pid for i in closed][:1] == [old.pid]
