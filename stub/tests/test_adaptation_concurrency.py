@@ -170,6 +170,12 @@ async def _run(tmp_path: Path, per_pod: bool) -> tuple[Tracker, dict[str, Any], 
 
         late = LateObserver("L", tracker, seed=9)
         late_stack = contextlib.AsyncExitStack()
+        leaver = LateObserver("X", tracker, seed=11)
+        leaver_stack = contextlib.AsyncExitStack()
+        await leaver_stack.enter_async_context(
+            stub_plugin(leaver, config.socket_path, "50", "leaver")
+        )
+        await nri.wait_for_plugins(names=["50-leaver"])
 
         async def join_late() -> None:
             await asyncio.sleep(0.05)
@@ -177,8 +183,13 @@ async def _run(tmp_path: Path, per_pod: bool) -> tuple[Tracker, dict[str, Any], 
                 stub_plugin(late, config.socket_path, "40", "late")
             )
 
+        async def leave_early() -> None:
+            await asyncio.sleep(0.08)
+            await leaver_stack.aclose()
+
         updater = asyncio.create_task(unsolicited())
         joiner = asyncio.create_task(join_late())
+        quitter = asyncio.create_task(leave_early())
         rngs = [random.Random(100 + i) for i in range(PODS)]
         async with late_stack:
             sent_per_pod = await asyncio.gather(
@@ -187,8 +198,10 @@ async def _run(tmp_path: Path, per_pod: bool) -> tuple[Tracker, dict[str, Any], 
             stop.set()
             unsolicited_sent = await updater
             await joiner
+            await quitter
             assert "40-late" in [p.full_name for p in nri.plugins]
-    late_events = 0
+            assert "50-leaver" not in [p.full_name for p in nri.plugins]
+    late_events = left_events = 0
     for i, sent in enumerate(sent_per_pod):
         for plugin in plugins:
             assert plugin.seen[f"pod{i}"] == sent, (plugin.tag, i)
@@ -196,7 +209,13 @@ async def _run(tmp_path: Path, per_pod: bool) -> tuple[Tracker, dict[str, Any], 
         seen = late.seen[f"pod{i}"]
         assert seen == sent[len(sent) - len(seen) :], i
         late_events += len(seen)
-    assert 0 < late_events < sum(len(sent) for sent in sent_per_pod)
+        # The one that left midway got everything up to some point.
+        gone = leaver.seen[f"pod{i}"]
+        assert gone == sent[: len(gone)], i
+        left_events += len(gone)
+    total = sum(len(sent) for sent in sent_per_pod)
+    assert 0 < late_events < total
+    assert 0 < left_events < total
     assert len(runtime.updates) == unsolicited_sent
     return tracker, results, unsolicited_sent
 
