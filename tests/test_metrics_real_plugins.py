@@ -12,21 +12,19 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("prometheus_client")
-from prometheus_client.parser import text_string_to_metric_families
 
 from nri.adaptation import ConflictError, ValidationError
 from nri.metrics import AdaptationMetrics, MetricsServer, serve_metrics
 from nri.mock import MockRuntime, SyncMockRuntime
+from nri.testing import MetricSamples, free_tcp_port, scrape_metrics
 
 PLUGIN = [sys.executable, str(Path(__file__).parent / "_metrics_plugin.py")]
 DURATION = "nri_adaptation_plugin_request_duration_seconds_count"
@@ -38,33 +36,14 @@ UPDATES = "nri_adaptation_unsolicited_updates_total"
 EVICTIONS = "nri_adaptation_evictions_total"
 CREATE = {"event": "CreateContainer"}
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-
-def scrape(port: int) -> Samples:
-    """Every sample at ``http://127.0.0.1:port/metrics``."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def samples_of(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
+def samples_of(samples: MetricSamples, name: str) -> dict[frozenset[tuple[str, str]], float]:
     """The samples called ``name``, by label set."""
     return {labels: value for (sample, labels), value in samples.items() if sample == name}
 
 
 def labels(**pairs: str) -> frozenset[tuple[str, str]]:
     return frozenset(pairs.items())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(done: Callable[[], bool], what: str, timeout: float = 20) -> None:
@@ -114,12 +93,12 @@ def test_a_request_timeout(nri_runtime: SyncMockRuntime, metrics_port: int) -> N
     nri_runtime.launch_plugin([*PLUGIN, "--idx", "20", "--name", "fast", "--env", "FAST=1"])
     pod = nri_runtime.run_pod("web")
     quick = nri_runtime.create_container(pod, "quick")
-    before = scrape(metrics_port)
+    before = scrape_metrics(metrics_port)
     # The slow plugin misses the deadline: it is closed and the creation goes on without it.
     app = nri_runtime.create_container(pod, "app")
     assert "FAST=1" in app.spec["process"]["env"]
     assert [p.full_name for p in nri_runtime.plugins] == ["20-fast"]
-    after = scrape(metrics_port)
+    after = scrape_metrics(metrics_port)
 
     late = {"plugin": "10-slow", **CREATE}
     assert samples_of(after, TIMEOUTS) == {labels(**late): 1}
@@ -144,14 +123,14 @@ def test_a_validation_refusal(
 ) -> None:
     config = tmp_path / "validator.yaml"
     config.write_text("requiredPlugins: [marker]\n")
-    plugin_port = free_port()
+    plugin_port = free_tcp_port()
     nri_runtime.launch_plugin([*PLUGIN, "--idx", "10", "--name", "marker", "--env", "M=1"])
     validator = ["nri-default-validator", "--idx", "90", "--config", str(config)]
     nri_runtime.launch_plugin([*validator, "--metrics-address", f"127.0.0.1:{plugin_port}"])
     pod = nri_runtime.run_pod("web")
     nri_runtime.create_container(pod, "one")
     nri_runtime.create_container(pod, "two")
-    assert samples_of(scrape(metrics_port), REFUSALS) == {}
+    assert samples_of(scrape_metrics(metrics_port), REFUSALS) == {}
 
     # A pod requiring a plugin that is not there: the validator refuses each of its containers.
     needy = nri_runtime.run_pod(
@@ -160,14 +139,14 @@ def test_a_validation_refusal(
     for name in ("three", "four"):
         with pytest.raises(ValidationError, match='required plugin "absent" not present'):
             nri_runtime.create_container(needy, name)
-    samples = scrape(metrics_port)
+    samples = scrape_metrics(metrics_port)
     assert samples_of(samples, REFUSALS) == {labels(plugin="90-default-validator"): 2}
     # A refusal is an answer, not a failed request.
     assert samples_of(samples, ERRORS) == {}
     validate = {"plugin": "90-default-validator", "event": "ValidateContainerAdjustment"}
     assert samples[(DURATION, labels(**validate))] == 4
     # The validator's own endpoint saw the four requests too.
-    handled = scrape(plugin_port)
+    handled = scrape_metrics(plugin_port)
     handler = {"plugin": "90-default-validator", "event": "validate_container_adjustment"}
     assert handled[("nri_plugin_handler_duration_seconds_count", labels(**handler))] == 4
     # It refuses by raising in its handler, which its endpoint counts as a handler error.
@@ -188,7 +167,7 @@ def test_unsolicited_updates_and_an_eviction(
         lambda: any(r.event == "UpdateContainers" for r in nri_runtime.history),
         "the update of app",
     )
-    samples = scrape(metrics_port)
+    samples = scrape_metrics(metrics_port)
     assert samples_of(samples, UPDATES) == {labels(plugin="10-mover"): 1}
     assert samples_of(samples, EVICTIONS) == {}
     assert nri_runtime.container(app.id).spec["linux"]["resources"]["cpu"]["shares"] == 512
@@ -198,7 +177,7 @@ def test_unsolicited_updates_and_an_eviction(
         lambda: any(r.event == "EvictContainer" for r in nri_runtime.history),
         "the eviction of victim",
     )
-    samples = scrape(metrics_port)
+    samples = scrape_metrics(metrics_port)
     assert samples_of(samples, UPDATES) == {labels(plugin="10-mover"): 2}
     assert samples_of(samples, EVICTIONS) == {labels(plugin="10-mover"): 1}
     evicted = [r for r in nri_runtime.history if r.event == "EvictContainer"]
@@ -213,7 +192,7 @@ def test_evictions_in_event_replies(nri_runtime: SyncMockRuntime, metrics_port: 
         [*PLUGIN, "--idx", "10", "--name", "evictor", "--evict-in-reply", old.id]
     )
     nri_runtime.create_container(pod, "new")
-    samples = scrape(metrics_port)
+    samples = scrape_metrics(metrics_port)
     assert samples_of(samples, EVICTIONS) == {labels(plugin="10-evictor"): 1}
     assert samples_of(samples, UPDATES) == {}
 
@@ -226,7 +205,7 @@ def test_conflicts(nri_runtime: SyncMockRuntime, metrics_port: int) -> None:
     for name in ("app", "sidecar"):
         with pytest.raises(ConflictError, match="OWNER"):
             nri_runtime.create_container(pod, name)
-    samples = scrape(metrics_port)
+    samples = scrape_metrics(metrics_port)
     # Only the later plugin is refused; the requests themselves all succeeded.
     assert samples_of(samples, CONFLICTS) == {labels(plugin="20-b", **CREATE): 2}
     assert samples_of(samples, ERRORS) == {}

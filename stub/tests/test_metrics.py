@@ -7,47 +7,30 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("prometheus_client")
-from prometheus_client.parser import text_string_to_metric_families
 
 from nri.metrics import AdaptationMetrics, PluginMetrics, parse_address
+from nri.testing import MetricSamples, free_tcp_port, scrape_metrics
 
 PLUGIN = [sys.executable, str(Path(__file__).parent / "mock_scenarios" / "scenario_plugin.py")]
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
+def value(samples: MetricSamples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def wait_for(port: int, done: Callable[[Samples], bool], timeout: float = 20) -> Samples:
+def wait_for(
+    port: int, done: Callable[[MetricSamples], bool], timeout: float = 20
+) -> MetricSamples:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            samples = scrape(port)
+            samples = scrape_metrics(port)
         except OSError:
             samples = {}
         if done(samples) or time.monotonic() > deadline:
@@ -56,7 +39,7 @@ def wait_for(port: int, done: Callable[[Samples], bool], timeout: float = 20) ->
 
 
 def test_mock_runtime_and_plugin_endpoints(tmp_path: Path) -> None:
-    runtime_port, plugin_port = free_port(), free_port()
+    runtime_port, plugin_port = free_tcp_port(), free_tcp_port()
     a = [*PLUGIN, "--idx", "10", "--name", "a", "--env", "FOO=a", "--refuse", "bad"]
     a += ["--later-shares", "256", "--metrics-address", f"127.0.0.1:{plugin_port}"]
     b = [*PLUGIN, "--idx", "20", "--name", "b", "--env", "FOO=b"]
@@ -107,7 +90,7 @@ def test_mock_runtime_and_plugin_endpoints(tmp_path: Path) -> None:
                 == 0
             )
 
-            seen = scrape(plugin_port)
+            seen = scrape_metrics(plugin_port)
             handler = {"plugin": "10-a", "event": "create_container"}
             assert value(seen, "nri_plugin_handler_duration_seconds_count", **handler) == 3
             assert value(seen, "nri_plugin_handler_errors_total", **handler) == 1

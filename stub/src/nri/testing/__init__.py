@@ -20,6 +20,7 @@ file errors, ``--help``, ``--version``, registration against the mock runtime); 
 plugin's ``nri_plugin_command`` fixture makes one; for an injector plugin with an ``allow``
 section it also checks malformed ones, and :func:`allow_example` gives the documented
 example for a test to load through the plugin's configuration parser.
+:func:`scrape_metrics` reads a ``--metrics-address`` endpoint (with ``nri[metrics]``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from nri.api import api_pb2 as pb
 from nri.net import PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN, Mux
 from nri.testing._allowlist import ALLOW_SECTION, allow_example
 from nri.testing._commands import PluginCommandCheck, Registration, Rejection
+from nri.testing._metrics import MetricSamples, free_tcp_port, scrape_metrics
 from nri.ttrpc import Client, Method, Server
 
 PLUGIN = "nri.pkg.api.v1alpha1.Plugin"
@@ -44,12 +46,15 @@ M = TypeVar("M", bound=Message)
 
 __all__ = [
     "ALLOW_SECTION",
+    "MetricSamples",
     "PluginCommandCheck",
     "Registration",
     "Rejection",
     "ScriptedPlugin",
     "ScriptedRuntime",
     "allow_example",
+    "free_tcp_port",
+    "scrape_metrics",
 ]
 
 
