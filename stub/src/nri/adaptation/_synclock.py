@@ -106,8 +106,3 @@ class EventGate:
         if not self.per_pod:
             return self._serial
         return self._all.write()
-
-    @property
-    def pods_in_flight(self) -> int:
-        """Pods with an event running or waiting (per-pod mode)."""
-        return len(self._pods)

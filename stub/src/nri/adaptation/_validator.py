@@ -377,11 +377,8 @@ class DefaultValidator:
             required.extend(_parse_plugin_list(REQUIRED_PLUGINS_ANNOTATION, value))
         if not required:
             return
-        present: set[str] = set()
-        for plugin in req.plugins:
-            present.add(plugin.name)
-            present.add(f"{plugin.index}-{plugin.name}")
-        missing = [r for r in required if r not in present]
+        present = [(plugin.index, plugin.name) for plugin in req.plugins]
+        missing = missing_plugins(required, present, req.pod, container)
         if not missing:
             return
         if len(missing) == 1:

@@ -53,26 +53,8 @@ WASM_MAGIC = b"\0asm\x01\0\0\0"
 API_VERSION = 1
 INSTALL_HINT = "pip install 'nri[wasm]'"
 
-METHODS = (
-    "Configure",
-    "Synchronize",
-    "Shutdown",
-    "RunPodSandbox",
-    "UpdatePodSandbox",
-    "PostUpdatePodSandbox",
-    "StopPodSandbox",
-    "RemovePodSandbox",
-    "CreateContainer",
-    "PostCreateContainer",
-    "StartContainer",
-    "PostStartContainer",
-    "UpdateContainer",
-    "PostUpdateContainer",
-    "StopContainer",
-    "RemoveContainer",
-    "StateChange",
-    "ValidateContainerAdjustment",
-)
+#: The Plugin service's methods, in schema order: a module exports one function for each.
+METHODS = tuple(m.name for m in pb.DESCRIPTOR.services_by_name["Plugin"].methods)
 
 _ERROR_BIT = 1 << 31
 _U32 = 0xFFFFFFFF
